@@ -1,0 +1,6 @@
+"""`python -m dagu`."""
+import sys
+
+from dagu.cli import main
+
+sys.exit(main())
