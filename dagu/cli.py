@@ -1,0 +1,151 @@
+"""Command line: Dagu's verbs and flags. Errors are one clear line on stderr and exit status 1."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from dagu import __version__, graph, params as P
+from dagu.config import Config, ConfigError, load_config
+from dagu.dags import load_dag_file, resolve_dag_path
+from dagu.errors import DaguError, LoadError
+from dagu.model import DAG
+
+
+class UsageError(DaguError):
+    code = "bad_request"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would exit 2; Dagu's usage errors exit 1
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _split_params(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """Words after the first `--` are DAG params."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dagu", description="Dagu-compatible workflow engine")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.add_parser("version", help="print the version")
+    p = sub.add_parser("validate", help="check DAG files; every problem is listed")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    _config_flag(p)
+    p = sub.add_parser("dry", help="show params and step order without running anything")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-p", "--params", default=None, help='params, e.g. "P1=foo bar"')
+    _config_flag(p)
+    return parser
+
+
+def _config_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", default=None, help="config file")
+    p.add_argument("-q", "--quiet", action="store_true", help="less output")
+
+
+def load_cli_config(args: argparse.Namespace) -> Config:
+    """Config from the environment and an optional --config file."""
+    return load_config(os.environ, config_file=getattr(args, "config", None))
+
+
+def param_tokens(flag: str | None, after_dash: list[str] | None) -> list[P.ParamToken] | None:
+    """Params from -p and from words after `--` (those win, as in Dagu)."""
+    if after_dash:
+        return P.tokens_from_args(after_dash)
+    if flag is not None:
+        return P.parse_api_params(flag)
+    return None
+
+
+def cmd_version(args, config=None) -> int:
+    print(__version__)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    config = load_cli_config(args)
+    failed = 0
+    for arg in args.files:
+        try:
+            path = resolve_dag_path(arg, config.dags_dir)
+            dag = load_dag_file(path, config)
+        except LoadError as exc:
+            failed += 1
+            print(f"{arg}: {len(exc.errors)} problem{'s' if len(exc.errors) != 1 else ''}:",
+                  file=sys.stderr)
+            for line in exc.errors:
+                print(f"  {line}", file=sys.stderr)
+            continue
+        except DaguError as exc:
+            failed += 1
+            print(f"{arg}: {exc.message}", file=sys.stderr)
+            continue
+        if not args.quiet:
+            print(f"{arg}: ok ({dag.name}, {len(dag.steps)} step{'s' if len(dag.steps) != 1 else ''})")
+    return 1 if failed else 0
+
+
+def cmd_dry(args) -> int:
+    config = load_cli_config(args)
+    path = resolve_dag_path(args.file, config.dags_dir)
+    dag = load_dag_file(path, config, evaluate=True, params=param_tokens(args.params, args.after_dash))
+    print(describe_plan(dag))
+    return 0
+
+
+def describe_plan(dag: DAG) -> str:
+    """What a run would do: params and the step order (nothing is executed)."""
+    lines = [f"DAG: {dag.name} ({dag.location})", f"params=\"[{' '.join(dag.params_list)}]\""]
+    depends = {s.name: s.depends for s in dag.steps}
+    order = graph.topological_order([s.name for s in dag.steps], depends)
+    lines.append("Steps (in the order they would start):")
+    for i, name in enumerate(order, start=1):
+        deps = depends[name]
+        lines.append(f"  {i}. {name}" + (f"  (after {', '.join(deps)})" if deps else ""))
+    handlers = [name for kind, name in (("success", "onSuccess"), ("failure", "onFailure"),
+                                        ("cancel", "onCancel"), ("exit", "onExit"))
+                if dag.handler(kind)]
+    if handlers:
+        lines.append("Handlers: " + ", ".join(handlers))
+    return "\n".join(lines)
+
+
+COMMANDS = {"version": cmd_version, "validate": cmd_validate, "dry": cmd_dry}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse argv, run the command, turn errors into one line on stderr."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    before, after = _split_params(argv)
+    try:
+        args = build_parser().parse_args(before)
+        args.after_dash = after
+        if not args.command:
+            build_parser().print_help(sys.stderr)
+            return 1
+        return COMMANDS[args.command](args)
+    except LoadError as exc:
+        print("error: invalid DAG:", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    except (DaguError, ConfigError) as exc:
+        print(f"error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # never a bare traceback for a user
+        print(f"error: internal error: {exc} (run with --debug for details)", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        return 1

@@ -1,0 +1,381 @@
+"""Cron expressions: parse five-field schedules and find their fire times in a time zone.
+
+Syntax: ``minute hour day-of-month month day-of-week``. Each field takes ``*``, lists
+``a,b``, ranges ``a-b`` and steps ``*/n``, ``a-b/n`` and ``a/n`` (meaning ``a-max/n``).
+Months may be named JAN-DEC and weekdays SUN-SAT (any case); day-of-week is 0-7 with 0 and 7
+both Sunday (an open range such as ``*/2`` or ``1/2`` stops at 6, as in robfig/cron); ``?``
+means ``*`` in the two day fields. Descriptors: @yearly @annually @monthly @weekly @daily
+@midnight @hourly. A ``CRON_TZ=Zone `` or ``TZ=Zone `` prefix sets the zone. As in Vixie cron,
+when both day fields are restricted (neither starts with ``*`` or ``?``) a day matches if
+either field matches; otherwise both must.
+
+DST policy. A schedule matches local wall-clock minutes in its zone, and every matching wall
+time W fires at exactly one instant:
+
+* W happens once: it fires then.
+* W happens twice (clocks set back): it fires at its first occurrence only (``fold=0``), so
+  ``0 * * * *`` fires once, not twice, at 01:00 on a fall-back night.
+* W never happens (clocks jump forward over it): it fires at W read with the offset in force
+  before the jump, i.e. shifted forward by the gap: ``30 2 * * *`` on America/New_York's
+  2024-03-10 fires at 03:30-04:00. This is exactly what ``zoneinfo`` gives for ``fold=0``.
+
+No instant fires twice: when a shifted time coincides with a real matching time (``30 2,3 * * *``
+that night) it fires once. The rules hold for any offset (Lord Howe's 30-minute shift,
+Kathmandu's +05:45). Assumed: a zone's offset changes at most once within any 24 hours.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+__all__ = ["CronError", "CronSchedule", "parse", "local_zone"]
+
+MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
+ZERO = timedelta(0)
+_SEARCH_YEARS = 30  # a schedule that can fire at all fires within 8 years (Feb 29 over 2100)
+
+_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_NAMES = (
+    {},
+    {},
+    {},
+    {n: i for i, n in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)},
+    {n: i for i, n in enumerate("SUN MON TUE WED THU FRI SAT".split())},
+)
+_MAX_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_DESCRIPTORS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+class CronError(ValueError):
+    """A cron expression that cannot be parsed."""
+
+
+class _Values:
+    """The allowed values of one field, with O(1) next-at-or-above / previous-at-or-below."""
+
+    __slots__ = ("values", "_hi", "_up", "_down")
+
+    def __init__(self, values: set[int], hi: int) -> None:
+        self.values = frozenset(values)
+        self._hi = hi
+        up: list[int | None] = [None] * (hi + 1)
+        down: list[int | None] = [None] * (hi + 1)
+        nearest: int | None = None
+        for v in range(hi, -1, -1):
+            nearest = v if v in values else nearest
+            up[v] = nearest
+        nearest = None
+        for v in range(hi + 1):
+            nearest = v if v in values else nearest
+            down[v] = nearest
+        self._up, self._down = tuple(up), tuple(down)
+
+    def up(self, v: int) -> int | None:
+        """Smallest allowed value >= v."""
+        return self._up[v] if v <= self._hi else None
+
+    def down(self, v: int) -> int | None:
+        """Largest allowed value <= v."""
+        return self._down[min(v, self._hi)] if v >= 0 else None
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A parsed cron expression bound to a time zone."""
+
+    expression: str
+    tz: tzinfo
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 = Sunday
+    day_or: bool  # both day fields restricted: a day matches if either does
+    _fields: tuple[_Values, ...] = field(repr=False, compare=False)
+
+    def next_fire(self, after: datetime) -> datetime:
+        """First fire time strictly after the aware datetime `after`, in the schedule's zone."""
+        a = _as_utc(after)
+        # A wall time skipped by a jump that ended within the last day fires shifted forward,
+        # maybe after `after` though it precedes `after`'s wall time: start that far back.
+        w = self._next_wall(self._wall(a) + MINUTE - max(self._offset_change(a), ZERO))
+        best = limit = None
+        while w is not None and (limit is None or w < limit):
+            t, gap = self._instant(w)
+            if t > a:
+                best = t if best is None or t < best else best
+                if not gap:
+                    break  # later wall times that exist fire later, as do later gaps
+                # The walls just after a gap fire at the same instants as the gap's shifted
+                # walls, so a real wall up to one gap-length later may still fire sooner.
+                limit = w + gap if limit is None else limit
+            w = self._next_wall(w + MINUTE)
+        return self._result(best)
+
+    def prev_fire(self, before: datetime) -> datetime:
+        """Last fire time strictly before the aware datetime `before`, in the schedule's zone."""
+        b = _as_utc(before)
+        # After a fall-back within the last day, the repeated wall times after `before`'s wall
+        # time already fired at their first occurrence: start that far ahead.
+        w = self._prev_wall(self._wall(b) + max(-self._offset_change(b), ZERO))
+        best = limit = None
+        while w is not None and (limit is None or w > limit):
+            t, gap = self._instant(w)
+            if t < b:
+                best = t if best is None or t > best else best
+                if gap:
+                    break  # earlier walls, skipped or real, fire earlier
+                # Skipped walls of a jump just before fire shifted onto real walls' instants,
+                # so a skipped wall up to one gap-length earlier may still fire later.
+                limit = w - max(self._offset_change(t), ZERO) if limit is None else limit
+            w = self._prev_wall(w - MINUTE)
+        return self._result(best)
+
+    def _result(self, best: datetime | None) -> datetime:
+        if best is None:
+            raise ValueError(f"schedule {self.expression!r} has no fire time in range")
+        return best.astimezone(self.tz)
+
+    def _wall(self, t: datetime) -> datetime:
+        """Naive local wall time of instant `t`, truncated to the minute."""
+        return t.astimezone(self.tz).replace(tzinfo=None, second=0, microsecond=0, fold=0)
+
+    def _offset_change(self, t: datetime) -> timedelta:
+        """How far the zone's UTC offset moved during the day before instant `t`."""
+        return t.astimezone(self.tz).utcoffset() - (t - DAY).astimezone(self.tz).utcoffset()
+
+    def _instant(self, wall: datetime) -> tuple[datetime, timedelta]:
+        """The UTC instant a wall time fires at, and the gap it was skipped by (0 if real)."""
+        # fold=0 picks the first occurrence of a repeated time and, for a skipped time, the
+        # offset before the jump; fold=1 gives a larger offset only for a skipped time.
+        first = wall.replace(tzinfo=self.tz).utcoffset()
+        second = wall.replace(tzinfo=self.tz, fold=1).utcoffset()
+        return (wall - first).replace(tzinfo=timezone.utc), max(second - first, ZERO)
+
+    def _day_matches(self, day: int, weekday: int) -> bool:
+        if self.day_or:
+            return day in self.days or weekday in self.weekdays
+        return day in self.days and weekday in self.weekdays
+
+    def _next_day(self, y: int, m: int, d: int) -> int | None:
+        """First matching day >= d in month m of year y."""
+        last = _days_in_month(y, m)
+        weekday = date(y, m, d).isoweekday() % 7 if d <= last else 0
+        for day in range(d, last + 1):
+            if self._day_matches(day, weekday):
+                return day
+            weekday = (weekday + 1) % 7
+        return None
+
+    def _prev_day(self, y: int, m: int, d: int) -> int | None:
+        """Last matching day <= d in month m of year y."""
+        d = min(d, _days_in_month(y, m))
+        weekday = date(y, m, d).isoweekday() % 7 if d >= 1 else 0
+        for day in range(d, 0, -1):
+            if self._day_matches(day, weekday):
+                return day
+            weekday = (weekday - 1) % 7
+        return None
+
+    def _next_wall(self, start: datetime) -> datetime | None:
+        """First matching wall time at or after `start`, jumping field by field."""
+        minutes, hours, _, months, _ = self._fields
+        y, mo, d, h, mi = start.year, start.month, start.day, start.hour, start.minute
+        while y <= min(start.year + _SEARCH_YEARS, 9999):
+            m2 = months.up(mo)
+            if m2 is None:
+                y, mo, d, h, mi = y + 1, 1, 1, 0, 0
+                continue
+            if m2 != mo:
+                mo, d, h, mi = m2, 1, 0, 0
+            d2 = self._next_day(y, mo, d)
+            if d2 is None:
+                mo, d, h, mi = mo + 1, 1, 0, 0
+                continue
+            if d2 != d:
+                d, h, mi = d2, 0, 0
+            h2 = hours.up(h)
+            if h2 is None:
+                d, h, mi = d + 1, 0, 0
+                continue
+            if h2 != h:
+                h, mi = h2, 0
+            m3 = minutes.up(mi)
+            if m3 is None:
+                h, mi = h + 1, 0
+                continue
+            return datetime(y, mo, d, h, m3)
+        return None
+
+    def _prev_wall(self, start: datetime) -> datetime | None:
+        """Last matching wall time at or before `start`, jumping field by field."""
+        minutes, hours, _, months, _ = self._fields
+        y, mo, d, h, mi = start.year, start.month, start.day, start.hour, start.minute
+        while y >= max(start.year - _SEARCH_YEARS, 1):
+            m2 = months.down(mo)
+            if m2 is None:
+                y, mo, d, h, mi = y - 1, 12, 31, 23, 59
+                continue
+            if m2 != mo:
+                mo, d, h, mi = m2, 31, 23, 59
+            d2 = self._prev_day(y, mo, d)
+            if d2 is None:
+                mo, d, h, mi = mo - 1, 31, 23, 59
+                continue
+            if d2 != d:
+                d, h, mi = d2, 23, 59
+            h2 = hours.down(h)
+            if h2 is None:
+                d, h, mi = d - 1, 23, 59
+                continue
+            if h2 != h:
+                h, mi = h2, 59
+            m3 = minutes.down(mi)
+            if m3 is None:
+                h, mi = h - 1, 59
+                continue
+            return datetime(y, mo, d, h, m3)
+        return None
+
+
+def parse(expr: str, default_tz: tzinfo | None = None) -> CronSchedule:
+    """Parse a cron expression; its zone is CRON_TZ=/TZ=, else `default_tz`, else local."""
+    text = expr.strip()
+    if not text:
+        raise CronError("empty cron expression")
+    tz, body = None, text
+    for prefix in ("CRON_TZ=", "TZ="):
+        if text.startswith(prefix):
+            name, _, body = text[len(prefix):].partition(" ")
+            tz = _zone(name)
+            break
+    body = body.strip()
+    if body.startswith("@"):
+        if body.lower() not in _DESCRIPTORS:
+            raise CronError(f'unknown descriptor "{body}" (want one of {", ".join(_DESCRIPTORS)})')
+        body = _DESCRIPTORS[body.lower()]
+    parts = body.split()
+    if len(parts) != 5:
+        raise CronError(
+            f'expected 5 fields (minute hour day-of-month month day-of-week), '
+            f'got {len(parts)} in "{text}"'
+        )
+    sets = [_parse_field(part, i) for i, part in enumerate(parts)]
+    dom_star, dow_star = (parts[i][0] in "*?" for i in (2, 4))
+    weekdays = {v % 7 for v in sets[4]}
+    _check_satisfiable(sets[2], sets[3], dom_star or dow_star, parts)
+    if tz is None:
+        tz = default_tz if default_tz is not None else local_zone()
+    return CronSchedule(
+        expression=expr,
+        tz=tz,
+        minutes=frozenset(sets[0]),
+        hours=frozenset(sets[1]),
+        days=frozenset(sets[2]),
+        months=frozenset(sets[3]),
+        weekdays=frozenset(weekdays),
+        day_or=not (dom_star or dow_star),
+        _fields=tuple(_Values(s, hi) for s, (_, hi) in zip(sets[:4] + [weekdays], _BOUNDS)),
+    )
+
+
+def _parse_field(text: str, index: int) -> set[int]:
+    """The values one field allows, e.g. "1-10/3,JAN" -> {1, 4, 7, 10}."""
+    values: set[int] = set()
+    for part in text.split(","):
+        values |= _parse_part(part, index, text)
+    return values
+
+
+def _parse_part(part: str, index: int, text: str) -> set[int]:
+    """The values one comma-separated item of a field allows."""
+    name, (lo, hi) = _FIELD_NAMES[index], _BOUNDS[index]
+    open_hi = 6 if index == 4 else hi
+
+    def fail(problem: str) -> CronError:
+        return CronError(f'{name} "{text}": {problem}')
+
+    def value(token: str) -> int:
+        key = token.upper()
+        if key in _NAMES[index]:
+            return _NAMES[index][key]
+        if not (token.isascii() and token.isdigit()):
+            raise fail(f'invalid value "{token}"')
+        if not lo <= int(token) <= hi:
+            raise fail(f"{int(token)} is out of range {lo}-{hi}")
+        return int(token)
+
+    base, slash, step_text = part.partition("/")
+    if base in ("*", "?"):
+        if base == "?" and index not in (2, 4):
+            raise fail('"?" is allowed only in day-of-month and day-of-week')
+        start, end = lo, open_hi
+    elif "-" in base:
+        first, _, last = base.partition("-")
+        start, end = value(first), value(last)
+        if start > end:
+            raise fail(f"range start {start} is greater than end {end}")
+    else:
+        start = value(base)
+        end = max(open_hi, start) if slash else start
+    if not slash:
+        return set(range(start, end + 1))
+    if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
+        raise fail(f'step "{step_text}" must be a positive integer')
+    return set(range(start, end + 1, int(step_text)))
+
+
+def _check_satisfiable(days: set[int], months: set[int], day_and: bool, parts: list[str]) -> None:
+    """Reject day-of-month/month combinations that never occur, like "30 FEB"."""
+    if day_and and not any(d <= _MAX_DAYS[m] for m in months for d in days):
+        raise CronError(
+            f'day-of-month "{parts[2]}" never occurs in month "{parts[3]}": the schedule never fires'
+        )
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):
+        raise CronError(f'unknown time zone "{name}"') from None
+
+
+def _as_utc(t: datetime) -> datetime:
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"expected an aware datetime, got naive {t.isoformat()}")
+    return t.astimezone(timezone.utc)
+
+
+def _days_in_month(y: int, m: int) -> int:
+    if m == 2:
+        return 29 if y % 4 == 0 and (y % 100 != 0 or y % 400 == 0) else 28
+    return _MAX_DAYS[m]
+
+
+@lru_cache(maxsize=1)
+def local_zone() -> tzinfo:
+    """The host's zone: $TZ or /etc/localtime as an IANA zone, else the current fixed offset."""
+    # The only place this module reads the environment, disk or clock. A ZoneInfo keeps DST
+    # rules; the fixed-offset fallback is right only until the next DST change.
+    name = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return ZoneInfo(name)
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime")
+    except (KeyError, ValueError, OSError):
+        return datetime.now().astimezone().tzinfo
