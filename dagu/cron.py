@@ -110,9 +110,9 @@ class CronSchedule:
     def next_fire(self, after: datetime) -> datetime:
         """First fire time strictly after the aware datetime `after`, in the schedule's zone."""
         a = _as_utc(after)
-        # A wall time skipped by a jump that ended within the last day fires shifted forward,
-        # maybe after `after` though it precedes `after`'s wall time: start that far back.
-        w = self._next_wall(self._wall(a) + MINUTE - max(self._offset_change(a), ZERO))
+        # Just after a jump, a skipped wall time fires shifted forward, maybe after `after`
+        # though it precedes `after`'s wall time: start one jump-length back.
+        w = self._next_wall(self._wall(a) + MINUTE - max(self._recent_shift(a), ZERO))
         best = limit = None
         while w is not None and (limit is None or w < limit):
             t, gap = self._instant(w)
@@ -129,9 +129,9 @@ class CronSchedule:
     def prev_fire(self, before: datetime) -> datetime:
         """Last fire time strictly before the aware datetime `before`, in the schedule's zone."""
         b = _as_utc(before)
-        # After a fall-back within the last day, the repeated wall times after `before`'s wall
-        # time already fired at their first occurrence: start that far ahead.
-        w = self._prev_wall(self._wall(b) + max(-self._offset_change(b), ZERO))
+        # While wall times repeat after a fall-back, those after `before`'s wall time already
+        # fired at their first occurrence: start one fall-back-length ahead.
+        w = self._prev_wall(self._wall(b) + max(-self._recent_shift(b), ZERO))
         best = limit = None
         while w is not None and (limit is None or w > limit):
             t, gap = self._instant(w)
@@ -141,7 +141,7 @@ class CronSchedule:
                     break  # earlier walls, skipped or real, fire earlier
                 # Skipped walls of a jump just before fire shifted onto real walls' instants,
                 # so a skipped wall up to one gap-length earlier may still fire later.
-                limit = w - max(self._offset_change(t), ZERO) if limit is None else limit
+                limit = w - max(self._recent_shift(t), ZERO) if limit is None else limit
             w = self._prev_wall(w - MINUTE)
         return self._result(best)
 
@@ -154,9 +154,13 @@ class CronSchedule:
         """Naive local wall time of instant `t`, truncated to the minute."""
         return t.astimezone(self.tz).replace(tzinfo=None, second=0, microsecond=0, fold=0)
 
-    def _offset_change(self, t: datetime) -> timedelta:
-        """How far the zone's UTC offset moved during the day before instant `t`."""
-        return t.astimezone(self.tz).utcoffset() - (t - DAY).astimezone(self.tz).utcoffset()
+    def _recent_shift(self, t: datetime) -> timedelta:
+        """The offset change (+ jump, - fall-back) if one happened less than its size before t."""
+        now = t.astimezone(self.tz).utcoffset()
+        change = now - (t - DAY).astimezone(self.tz).utcoffset()
+        if not change or (t - abs(change)).astimezone(self.tz).utcoffset() == now:
+            return ZERO
+        return change
 
     def _instant(self, wall: datetime) -> tuple[datetime, timedelta]:
         """The UTC instant a wall time fires at, and the gap it was skipped by (0 if real)."""

@@ -77,10 +77,10 @@ class StepBuilder:
         if not isinstance(body, dict):
             self.reporter.error(container, key, f"{where}: a step must be a mapping, got {body!r}")
             return None
-        f = Fields(body, STEP_KEYS, self.reporter, where)
+        given = next((v for k, v in body.items() if str(k).lower() == "name"), None)
+        label = forced_name or (str(given) if isinstance(given, (str, int, float)) else "")
+        f = Fields(body, STEP_KEYS, self.reporter, f"{where} ({label})" if label else where)
         name = forced_name or as_str(f, "name")
-        if name:
-            f.where = f"{where} ({name})"
         if not name:
             self.reporter.error(body, None, f"{where}: step name is required")
         elif len(name) > MAX_STEP_NAME:
@@ -284,7 +284,7 @@ class StepBuilder:
 def _int_or_expression(f: Fields, key: str) -> int | str:
     """An int, or a string such as "${RETRIES}" evaluated when the run starts."""
     value = f.get(key)
-    if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and ("$" in value or "`" in value):
         return value
     return as_int(f, key, minimum=0)
 
