@@ -39,10 +39,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     _config_flag(p)
     p = sub.add_parser("dry", help="show params and step order without running anything")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("-p", "--params", default=None, help='params, e.g. "P1=foo bar"')
+    _dag_args(p, params=True)
+    p = sub.add_parser("start", help="run a DAG in the foreground")
+    _dag_args(p, params=True, run_id=True)
+    p.add_argument("-n", "--no-queue", action="store_true", help="run now even if another run is active")
+    p.add_argument("--root", help=argparse.SUPPRESS)
+    p.add_argument("--parent", help=argparse.SUPPRESS)
+    p.add_argument("--local-dag", help=argparse.SUPPRESS)
+    p = sub.add_parser("enqueue", help="queue a run of a DAG")
+    _dag_args(p, params=True, run_id=True)
+    p = sub.add_parser("dequeue", help="cancel a queued run")
+    p.add_argument("-d", "--dag-run", required=True, metavar="NAME:RUN_ID")
+    p.add_argument("-p", "--params", help=argparse.SUPPRESS)
     _config_flag(p)
+    for verb, text in (("stop", "stop a running run"), ("restart", "stop and start again"),
+                       ("status", "show a run")):
+        p = sub.add_parser(verb, help=text)
+        _dag_args(p, run_id=True)
+        if verb == "status":
+            p.add_argument("--json", action="store_true", help="print the run as JSON")
+    p = sub.add_parser("retry", help="re-run failed steps of a run (same run id)")
+    _dag_args(p, run_id=True)
+    p.add_argument("--step", help="retry just this step")
+    p = sub.add_parser("history", help="list the runs of a DAG")
+    _dag_args(p)
+    p.add_argument("--json", action="store_true", help="print the runs as JSON")
+    p.add_argument("--limit", type=int, default=100)
     return parser
+
+
+def _dag_args(p: argparse.ArgumentParser, params: bool = False, run_id: bool = False) -> None:
+    p.add_argument("file", metavar="FILE|NAME")
+    if params:
+        p.add_argument("-p", "--params", default=None, help='params, e.g. "P1=foo bar"')
+    if run_id:
+        p.add_argument("-r", "--run-id", default=None)
+    _config_flag(p)
 
 
 def _config_flag(p: argparse.ArgumentParser) -> None:
@@ -117,7 +149,28 @@ def describe_plan(dag: DAG) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"version": cmd_version, "validate": cmd_validate, "dry": cmd_dry}
+def _with_config(name: str, with_params: bool = False):
+    def run(args):
+        from dagu import commands   # imported on use: `version`/`validate` stay fast to start
+        fn = getattr(commands, name)
+        config = load_cli_config(args)
+        if with_params:
+            return fn(config, args, param_tokens(args.params, args.after_dash))
+        return fn(config, args)
+    return run
+
+
+COMMANDS = {
+    "version": cmd_version, "validate": cmd_validate, "dry": cmd_dry,
+    "start": _with_config("cmd_start", True),
+    "enqueue": _with_config("cmd_enqueue", True),
+    "dequeue": _with_config("cmd_dequeue"),
+    "stop": _with_config("cmd_stop"),
+    "restart": _with_config("cmd_restart"),
+    "retry": _with_config("cmd_retry"),
+    "status": _with_config("cmd_status"),
+    "history": _with_config("cmd_history"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,39 +110,58 @@ class CronSchedule:
     def next_fire(self, after: datetime) -> datetime:
         """First fire time strictly after the aware datetime `after`, in the schedule's zone."""
         a = _as_utc(after)
-        # Just after a jump, a skipped wall time fires shifted forward, maybe after `after`
-        # though it precedes `after`'s wall time: start one jump-length back.
-        w = self._next_wall(self._wall(a) + MINUTE - max(self._recent_shift(a), ZERO))
-        best = limit = None
-        while w is not None and (limit is None or w < limit):
-            t, gap = self._instant(w)
+        first_after = self._wall(a) + MINUTE  # real walls from here on fire after `after`
+        # Just after a jump, a skipped wall fires shifted forward, maybe after `after` though it
+        # precedes `after`'s wall time: start one jump-length back.
+        w = self._next_wall(first_after - max(self._recent_shift(a), ZERO))
+        best = None
+        while w is not None:
+            t, shift = self._instant(w)
             if t > a:
                 best = t if best is None or t < best else best
-                if not gap:
-                    break  # later wall times that exist fire later, as do later gaps
-                # The walls just after a gap fire at the same instants as the gap's shifted
-                # walls, so a real wall up to one gap-length later may still fire sooner.
-                limit = w + gap if limit is None else limit
-            w = self._next_wall(w + MINUTE)
+                if True:
+                    break  # walls after a wall that happens fire later, skipped ones included
+                # Real walls just after a gap fire at the same instants as the gap's shifted
+                # walls, so the first real one after the gap may still fire sooner.
+                w = self._next_wall(max(self._region_end(w, shift), first_after))
+            elif shift < ZERO:
+                # A repeated wall whose first occurrence has passed, like the rest of the repeat.
+                w = self._next_wall(self._region_end(w, -shift))
+            else:
+                w = self._next_wall(w + MINUTE if shift else max(w + MINUTE, first_after))
         return self._result(best)
 
     def prev_fire(self, before: datetime) -> datetime:
         """Last fire time strictly before the aware datetime `before`, in the schedule's zone."""
         b = _as_utc(before)
-        # While wall times repeat after a fall-back, those after `before`'s wall time already
-        # fired at their first occurrence: start one fall-back-length ahead.
-        w = self._prev_wall(self._wall(b) + max(-self._recent_shift(b), ZERO))
+        last = self._wall(b)
+        repeat = -self._recent_shift(b)
+        if repeat > ZERO:
+            # Walls repeat after a fall-back: the rest of the repeat fired at its first
+            # occurrence, before `before`, even though it lies after `before`'s wall time.
+            last = self._region_end(last, repeat) - MINUTE
+        w = self._prev_wall(last)
         best = limit = None
         while w is not None and (limit is None or w > limit):
-            t, gap = self._instant(w)
+            t, shift = self._instant(w)
             if t < b:
                 best = t if best is None or t > best else best
-                if gap:
-                    break  # earlier walls, skipped or real, fire earlier
-                # Skipped walls of a jump just before fire shifted onto real walls' instants,
-                # so a skipped wall up to one gap-length earlier may still fire later.
-                limit = w - max(self._recent_shift(t), ZERO) if limit is None else limit
-            w = self._prev_wall(w - MINUTE)
+                jump = ZERO if shift else self._recent_shift(t)
+                if jump <= ZERO:
+                    break  # walls before it fire earlier
+                # t lies less than a jump-length after a jump: walls skipped by the jump fire
+                # shifted onto t's neighbourhood, and one up to a jump-length earlier than w
+                # may fire after t. Look at the last skipped walls.
+                limit = w - jump
+                w = self._prev_wall(self._region_end(limit, jump) - MINUTE)
+            elif shift > ZERO:
+                # A skipped wall firing at or after `before`: go to the last skipped wall that
+                # would fire before it (read with the same pre-jump offset).
+                offset = w - t.replace(tzinfo=None)
+                cutoff = (b.replace(tzinfo=None) + offset).replace(second=0, microsecond=0)
+                w = self._prev_wall(min(w - MINUTE, cutoff))
+            else:
+                w = self._prev_wall(w - MINUTE)
         return self._result(best)
 
     def _result(self, best: datetime | None) -> datetime:
@@ -163,12 +182,26 @@ class CronSchedule:
         return change
 
     def _instant(self, wall: datetime) -> tuple[datetime, timedelta]:
-        """The UTC instant a wall time fires at, and the gap it was skipped by (0 if real)."""
+        """The UTC instant a wall time fires at, and its shift: > 0 skipped, < 0 repeated."""
         # fold=0 picks the first occurrence of a repeated time and, for a skipped time, the
-        # offset before the jump; fold=1 gives a larger offset only for a skipped time.
+        # offset before the jump; fold=1 picks the second occurrence / the offset after it.
         first = wall.replace(tzinfo=self.tz).utcoffset()
         second = wall.replace(tzinfo=self.tz, fold=1).utcoffset()
-        return (wall - first).replace(tzinfo=timezone.utc), max(second - first, ZERO)
+        return (wall - first).replace(tzinfo=timezone.utc), second - first
+
+    def _region_end(self, wall: datetime, size: timedelta) -> datetime:
+        """First wall time after a skipped or repeated `wall` that happens exactly once."""
+        lo, hi = 0, -(-size // MINUTE)  # the region is `size` long, so wall + size is past it
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            probe = wall + mid * MINUTE
+            if probe.replace(tzinfo=self.tz).utcoffset() == probe.replace(
+                tzinfo=self.tz, fold=1
+            ).utcoffset():
+                hi = mid
+            else:
+                lo = mid
+        return wall + hi * MINUTE
 
     def _day_matches(self, day: int, weekday: int) -> bool:
         if self.day_or:

@@ -75,3 +75,16 @@ def descendants(roots: Iterable[str], depends: Mapping[str, Sequence[str]]) -> s
         seen.add(n)
         todo.extend(children.get(n, ()))
     return seen
+
+
+def ancestors(name: str, depends: Mapping[str, Sequence[str]]) -> set[str]:
+    """Every step upstream of name (its dependencies, transitively), name excluded."""
+    seen: set[str] = set()
+    todo = list(depends.get(name, ()))
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        todo.extend(depends.get(n, ()))
+    return seen

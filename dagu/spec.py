@@ -58,19 +58,30 @@ def load(text: str, options: LoadOptions | None = None) -> DAG:
         docs = load_documents(text, pos, problems)
     except YAMLSyntaxError as exc:
         raise LoadError([f"{source}: {exc}"]) from None
+    sources = _document_sources(text, pos.doc_lines)
     base = _load_base(opts, pos, problems)
-    docs = [d for i, d in enumerate(docs) if i == 0 or d is not None] or [None]
+    kept = [(d, line, src) for i, (d, line, src) in enumerate(zip(docs, pos.doc_lines, sources))
+            if i == 0 or d is not None] or [(None, 1, text)]
     dags = []
-    for index, doc in enumerate(docs):
+    for index, (doc, line, doc_source) in enumerate(kept):
         build = _Builder(pos, opts if index == 0 else _local_options(opts), problems)
-        build.doc_line = pos.doc_lines[index] if index < len(pos.doc_lines) else 1
-        dags.append(build.dag(_merge(base, doc, build), index, text if len(docs) == 1 else ""))
+        build.doc_line = line
+        dags.append(build.dag(_merge(base, doc, build), index, doc_source))
     _check_local_names(dags[1:], problems, source)
     if problems:
         raise LoadError(problems)
     if len(dags) > 1:
         return dataclasses.replace(dags[0], local_dags=tuple(dags[1:]))
     return dags[0]
+
+
+def _document_sources(text: str, starts: list[int]) -> list[str]:
+    """The text of each document (a child run of a local DAG loads just its own part)."""
+    if len(starts) <= 1:
+        return [text]
+    lines = text.splitlines(keepends=True)
+    bounds = [0] + [max(0, line - 1) for line in starts[1:]] + [len(lines)]
+    return ["".join(lines[bounds[i]:bounds[i + 1]]) for i in range(len(starts))]
 
 
 def _local_options(opts: LoadOptions) -> LoadOptions:

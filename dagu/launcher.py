@@ -1,0 +1,117 @@
+"""Run processes: the lock that proves a runner is alive, spawning detached runners, stopping them.
+
+A live runner holds an exclusive flock on its lock file for its whole life. Anyone can test
+liveness by trying to take the lock; a record that says "running" while its lock is free is an
+orphan (the runner died: kill -9, OOM, reboot) and is marked failed when next read.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+
+from dagu.logs import safe_name
+from dagu.status import RunStatus
+
+ORPHAN_ERROR = "runner process exited unexpectedly"
+
+
+def lock_path(data_dir: str, dag_name: str, run_id: str) -> str:
+    """The lock file of one run."""
+    digest = hashlib.sha1(f"{dag_name}\0{run_id}".encode()).hexdigest()[:12]
+    return os.path.join(data_dir, "locks", f"{safe_name(dag_name)[:40]}-{digest}.lock")
+
+
+class RunLock:
+    """An exclusive flock held by the runner of a run."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False when another process holds it."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        """Give the lock up (closing the fd releases it)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def runner_alive(path: str) -> bool:
+    """True when some process holds the run's lock."""
+    if not path or not os.path.exists(path):
+        return False
+    probe = RunLock(path)
+    if probe.acquire():
+        probe.release()
+        return False
+    return True
+
+
+def reconcile(store, record: dict | None, now_text: str) -> dict | None:
+    """Mark a running record whose runner is gone as failed (compare-and-set against the runner)."""
+    if record is None or record.get("status") != RunStatus.RUNNING:
+        return record
+    if runner_alive(record.get("lockPath", "")):
+        return record
+    fixed = dict(record, status=int(RunStatus.FAILED), statusLabel=RunStatus.FAILED.label,
+                 finishedAt=record.get("finishedAt") or now_text, error=ORPHAN_ERROR)
+    fixed["nodes"] = [_fail_running_node(n, now_text) for n in record.get("nodes", [])]
+    if store.update_run_if(fixed, int(RunStatus.RUNNING)):
+        return fixed
+    return store.get_run(record["name"], record["dagRunId"])
+
+
+def _fail_running_node(node: dict, now_text: str) -> dict:
+    if node.get("status") != 1:
+        return node
+    return dict(node, status=2, statusLabel="failed", finishedAt=now_text, error=ORPHAN_ERROR)
+
+
+def stop_runner(record: dict, sig: int = signal.SIGTERM) -> bool:
+    """Signal the run's runner; only while it still holds the lock, so a reused pid is never hit."""
+    pid = int(record.get("pid") or 0)
+    if pid <= 0 or not runner_alive(record.get("lockPath", "")):
+        return False
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def dagu_command() -> list[str]:
+    """How to run this program again: the zipapp we were started from, or this package's checkout."""
+    entry = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if entry.endswith(".pyz") and os.path.isfile(entry):
+        return [sys.executable, "-I", "-S", entry]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root.endswith(".pyz"):
+        return [sys.executable, "-I", "-S", root]
+    code = f"import sys; sys.path.insert(0, {root!r}); from dagu.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", code]
+
+
+def spawn(args: list[str], env: Mapping[str, str] | None = None, cwd: str | None = None,
+          detached: bool = True) -> subprocess.Popen:
+    """Start `dagu <args>`; detached runners get their own session so they outlive the caller."""
+    return subprocess.Popen(dagu_command() + args, env=dict(env) if env is not None else None,
+                            cwd=cwd, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL if detached else None,
+                            stderr=subprocess.DEVNULL if detached else None,
+                            start_new_session=detached, close_fds=True)
