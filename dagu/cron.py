@@ -22,11 +22,14 @@ time W fires at exactly one instant:
 No instant fires twice: when a shifted time coincides with a real matching time (``30 2,3 * * *``
 that night) it fires once. The rules hold for any offset (Lord Howe's 30-minute shift,
 Kathmandu's +05:45). Assumed: a zone's offset changes at most once within any 24 hours.
+Compare fire times as instants (e.g. in UTC): Python's ``==`` between aware datetimes of
+different zones is always False when one of them is an ambiguous or skipped wall time.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
@@ -37,26 +40,17 @@ __all__ = ["CronError", "CronSchedule", "parse", "local_zone"]
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
 ZERO = timedelta(0)
-_SEARCH_YEARS = 30  # a schedule that can fire at all fires within 8 years (Feb 29 over 2100)
+_SEARCH_YEARS = 400  # the calendar repeats every 400 years, so a satisfiable schedule fires
 
 _FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_NAMES = (
-    {},
-    {},
-    {},
-    {n: i for i, n in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)},
-    {n: i for i, n in enumerate("SUN MON TUE WED THU FRI SAT".split())},
-)
+_NAMES: tuple[dict[str, int], ...] = ({}, {}, {}, {
+    n: i for i, n in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)
+}, {n: i for i, n in enumerate("SUN MON TUE WED THU FRI SAT".split())})
 _MAX_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _DESCRIPTORS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
 }
 
 
@@ -67,10 +61,9 @@ class CronError(ValueError):
 class _Values:
     """The allowed values of one field, with O(1) next-at-or-above / previous-at-or-below."""
 
-    __slots__ = ("values", "_hi", "_up", "_down")
+    __slots__ = ("_hi", "_up", "_down")
 
     def __init__(self, values: set[int], hi: int) -> None:
-        self.values = frozenset(values)
         self._hi = hi
         up: list[int | None] = [None] * (hi + 1)
         down: list[int | None] = [None] * (hi + 1)
@@ -105,21 +98,37 @@ class CronSchedule:
     months: frozenset[int]
     weekdays: frozenset[int]  # 0 = Sunday
     day_or: bool  # both day fields restricted: a day matches if either does
-    _fields: tuple[_Values, ...] = field(repr=False, compare=False)
+    _lookups: tuple[_Values, _Values, _Values] = field(repr=False, compare=False)
 
     def next_fire(self, after: datetime) -> datetime:
         """First fire time strictly after the aware datetime `after`, in the schedule's zone."""
-        a = _as_utc(after)
-        first_after = self._wall(a) + MINUTE  # real walls from here on fire after `after`
-        # Just after a jump, a skipped wall fires shifted forward, maybe after `after` though it
-        # precedes `after`'s wall time: start one jump-length back.
+        return self._result(self._next_instant, after)
+
+    def prev_fire(self, before: datetime) -> datetime:
+        """Last fire time strictly before the aware datetime `before`, in the schedule's zone."""
+        return self._result(self._prev_instant, before)
+
+    def _result(self, search: Callable[[datetime], datetime | None], when: datetime) -> datetime:
+        try:
+            found = search(_as_utc(when))
+        except OverflowError:
+            found = None
+        if found is None:
+            raise ValueError(f"schedule {self.expression!r} has no fire time in range")
+        return found.astimezone(self.tz)
+
+    def _next_instant(self, a: datetime) -> datetime | None:
+        """First fire instant after UTC instant `a`."""
+        first_after = self._wall(a) + MINUTE  # real walls from here on fire after `a`
+        # Just after a jump, a skipped wall fires shifted forward, maybe after `a` though it
+        # precedes `a`'s wall time: start one jump-length back.
         w = self._next_wall(first_after - max(self._recent_shift(a), ZERO))
         best = None
         while w is not None:
             t, shift = self._instant(w)
             if t > a:
                 best = t if best is None or t < best else best
-                if True:
+                if shift <= ZERO:
                     break  # walls after a wall that happens fire later, skipped ones included
                 # Real walls just after a gap fire at the same instants as the gap's shifted
                 # walls, so the first real one after the gap may still fire sooner.
@@ -129,16 +138,15 @@ class CronSchedule:
                 w = self._next_wall(self._region_end(w, -shift))
             else:
                 w = self._next_wall(w + MINUTE if shift else max(w + MINUTE, first_after))
-        return self._result(best)
+        return best
 
-    def prev_fire(self, before: datetime) -> datetime:
-        """Last fire time strictly before the aware datetime `before`, in the schedule's zone."""
-        b = _as_utc(before)
+    def _prev_instant(self, b: datetime) -> datetime | None:
+        """Last fire instant before UTC instant `b`."""
         last = self._wall(b)
         repeat = -self._recent_shift(b)
         if repeat > ZERO:
             # Walls repeat after a fall-back: the rest of the repeat fired at its first
-            # occurrence, before `before`, even though it lies after `before`'s wall time.
+            # occurrence, before `b`, even though it lies after `b`'s wall time.
             last = self._region_end(last, repeat) - MINUTE
         w = self._prev_wall(last)
         best = limit = None
@@ -155,19 +163,14 @@ class CronSchedule:
                 limit = w - jump
                 w = self._prev_wall(self._region_end(limit, jump) - MINUTE)
             elif shift > ZERO:
-                # A skipped wall firing at or after `before`: go to the last skipped wall that
-                # would fire before it (read with the same pre-jump offset).
+                # A skipped wall firing at or after `b`: go to the last skipped wall that
+                # would fire before `b` (read with the same pre-jump offset).
                 offset = w - t.replace(tzinfo=None)
                 cutoff = (b.replace(tzinfo=None) + offset).replace(second=0, microsecond=0)
                 w = self._prev_wall(min(w - MINUTE, cutoff))
             else:
                 w = self._prev_wall(w - MINUTE)
-        return self._result(best)
-
-    def _result(self, best: datetime | None) -> datetime:
-        if best is None:
-            raise ValueError(f"schedule {self.expression!r} has no fire time in range")
-        return best.astimezone(self.tz)
+        return best
 
     def _wall(self, t: datetime) -> datetime:
         """Naive local wall time of instant `t`, truncated to the minute."""
@@ -194,14 +197,12 @@ class CronSchedule:
         lo, hi = 0, -(-size // MINUTE)  # the region is `size` long, so wall + size is past it
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            probe = wall + mid * MINUTE
-            if probe.replace(tzinfo=self.tz).utcoffset() == probe.replace(
-                tzinfo=self.tz, fold=1
-            ).utcoffset():
-                hi = mid
-            else:
-                lo = mid
+            lo, hi = (lo, mid) if self._happens_once(wall + mid * MINUTE) else (mid, hi)
         return wall + hi * MINUTE
+
+    def _happens_once(self, wall: datetime) -> bool:
+        return wall.replace(tzinfo=self.tz).utcoffset() == wall.replace(
+            tzinfo=self.tz, fold=1).utcoffset()
 
     def _day_matches(self, day: int, weekday: int) -> bool:
         if self.day_or:
@@ -230,7 +231,7 @@ class CronSchedule:
 
     def _next_wall(self, start: datetime) -> datetime | None:
         """First matching wall time at or after `start`, jumping field by field."""
-        minutes, hours, _, months, _ = self._fields
+        minutes, hours, months = self._lookups
         y, mo, d, h, mi = start.year, start.month, start.day, start.hour, start.minute
         while y <= min(start.year + _SEARCH_YEARS, 9999):
             m2 = months.up(mo)
@@ -260,7 +261,7 @@ class CronSchedule:
 
     def _prev_wall(self, start: datetime) -> datetime | None:
         """Last matching wall time at or before `start`, jumping field by field."""
-        minutes, hours, _, months, _ = self._fields
+        minutes, hours, months = self._lookups
         y, mo, d, h, mi = start.year, start.month, start.day, start.hour, start.minute
         while y >= max(start.year - _SEARCH_YEARS, 1):
             m2 = months.down(mo)
@@ -297,7 +298,7 @@ def parse(expr: str, default_tz: tzinfo | None = None) -> CronSchedule:
     tz, body = None, text
     for prefix in ("CRON_TZ=", "TZ="):
         if text.startswith(prefix):
-            name, _, body = text[len(prefix):].partition(" ")
+            name, _, body = text[len(prefix):].replace("\t", " ").partition(" ")
             tz = _zone(name)
             break
     body = body.strip()
@@ -326,12 +327,12 @@ def parse(expr: str, default_tz: tzinfo | None = None) -> CronSchedule:
         months=frozenset(sets[3]),
         weekdays=frozenset(weekdays),
         day_or=not (dom_star or dow_star),
-        _fields=tuple(_Values(s, hi) for s, (_, hi) in zip(sets[:4] + [weekdays], _BOUNDS)),
+        _lookups=(_Values(sets[0], 59), _Values(sets[1], 23), _Values(sets[3], 12)),
     )
 
 
 def _parse_field(text: str, index: int) -> set[int]:
-    """The values one field allows, e.g. "1-10/3,JAN" -> {1, 4, 7, 10}."""
+    """The values one field allows, e.g. "1-10/3,15" -> {1, 4, 7, 10, 15}."""
     values: set[int] = set()
     for part in text.split(","):
         values |= _parse_part(part, index, text)
@@ -380,7 +381,8 @@ def _check_satisfiable(days: set[int], months: set[int], day_and: bool, parts: l
     """Reject day-of-month/month combinations that never occur, like "30 FEB"."""
     if day_and and not any(d <= _MAX_DAYS[m] for m in months for d in days):
         raise CronError(
-            f'day-of-month "{parts[2]}" never occurs in month "{parts[3]}": the schedule never fires'
+            f'day-of-month "{parts[2]}" never occurs in month "{parts[3]}", '
+            "so the schedule never fires"
         )
 
 

@@ -24,7 +24,7 @@ class ExpandError(ValueError):
 
 _JSON_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_-]*)((?:\.[^}.\s]+|\[\d+\])+)\}"
                        r"|\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+|\[\d+\])+)")
-_PLAIN_REF = re.compile(r"'?\$\{([^}]+)\}'?|'?\$([A-Za-z0-9_]+)'?")
+_PLAIN_REF = re.compile(r"\$\{([^}]+)\}|\$([A-Za-z0-9_]+)")
 _BACKTICK = re.compile(r"`((?:\\`|[^`])*)`")
 _PATH_TOKEN = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\.\[(\d+)\]")
 
@@ -98,21 +98,42 @@ def expand_json_refs(text: str, variables: Mapping[str, str],
     return _JSON_REF.sub(repl, text)
 
 
+def single_quoted_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each '...' span as a shell reads them (a `'` inside "..." is literal)."""
+    spans: list[tuple[int, int]] = []
+    start = -1
+    in_double = False
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if start >= 0:
+            if c == "'":
+                spans.append((start, i + 1))
+                start = -1
+        elif c == "\\":
+            i += 1
+        elif c == '"':
+            in_double = not in_double
+        elif c == "'" and not in_double:
+            start = i
+        i += 1
+    if start >= 0:
+        spans.append((start, len(text)))
+    return spans
+
+
 def expand_plain_refs(text: str, variables: Mapping[str, str]) -> str:
-    """Replace `${NAME}` / `$NAME` for names in variables; single-quoted refs stay."""
+    """Replace `${NAME}` / `$NAME` for names in variables. References inside single quotes stay,
+    so the shell sees them literally, as it would."""
     if "$" not in text:
         return text
+    spans = single_quoted_spans(text) if "'" in text else []
 
     def repl(m: re.Match) -> str:
-        whole = m.group(0)
-        if len(whole) > 1 and whole.startswith("'") and whole.endswith("'"):
-            return whole
         name = m.group(1) if m.group(1) is not None else m.group(2)
-        if name not in variables:
-            return whole
-        lead = "'" if whole.startswith("'") else ""
-        tail = "'" if whole.endswith("'") else ""
-        return lead + variables[name] + tail
+        if name not in variables or any(a <= m.start() < b for a, b in spans):
+            return m.group(0)
+        return variables[name]
 
     return _PLAIN_REF.sub(repl, text)
 

@@ -15,35 +15,27 @@ from dagu.errors import AlreadyExists, BadRequest, DaguError, NotFound
 MIGRATIONS: list[list[str]] = [
     [
         """CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL,
-            run_id TEXT NOT NULL,
-            root_name TEXT NOT NULL,
-            root_run_id TEXT NOT NULL,
-            parent_name TEXT NOT NULL,
-            parent_run_id TEXT NOT NULL,
-            status INTEGER NOT NULL,
-            params TEXT NOT NULL,
-            queued_at INTEGER,
-            started_at INTEGER,
-            finished_at INTEGER,
-            created_at INTEGER NOT NULL,
-            pid INTEGER NOT NULL,
-            attempt INTEGER NOT NULL,
-            run_trigger TEXT NOT NULL,
-            record TEXT NOT NULL,
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, run_id TEXT NOT NULL,
+            root_name TEXT NOT NULL, root_run_id TEXT NOT NULL,
+            parent_name TEXT NOT NULL, parent_run_id TEXT NOT NULL,
+            status INTEGER NOT NULL, params TEXT NOT NULL,
+            queued_at INTEGER, started_at INTEGER, finished_at INTEGER,
+            created_at INTEGER NOT NULL, pid INTEGER NOT NULL, attempt INTEGER NOT NULL,
+            run_trigger TEXT NOT NULL, record TEXT NOT NULL,
             UNIQUE (name, run_id))""",
         "CREATE INDEX runs_name_created ON runs (name, created_at)",
         "CREATE INDEX runs_created ON runs (created_at)",
         "CREATE INDEX runs_status_created ON runs (status, created_at)",
+        # Root runs are what lists and counts show; partial indexes let COUNT(*) read the
+        # index alone instead of every (large) row.
+        "CREATE INDEX roots_created ON runs (created_at) WHERE parent_run_id = ''",
+        "CREATE INDEX roots_name_created ON runs (name, created_at) WHERE parent_run_id = ''",
+        "CREATE INDEX roots_status_created ON runs (status, created_at) WHERE parent_run_id = ''",
         "CREATE INDEX runs_root ON runs (root_run_id, created_at)",
         "CREATE INDEX runs_run_id ON runs (run_id, created_at)",
         """CREATE TABLE queue (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            queue_name TEXT NOT NULL,
-            dag_name TEXT NOT NULL,
-            run_id TEXT NOT NULL,
-            enqueued_at INTEGER NOT NULL,
+            id INTEGER PRIMARY KEY AUTOINCREMENT, queue_name TEXT NOT NULL,
+            dag_name TEXT NOT NULL, run_id TEXT NOT NULL, enqueued_at INTEGER NOT NULL,
             UNIQUE (dag_name, run_id))""",
         "CREATE INDEX queue_by_name ON queue (queue_name, id)",
         """CREATE TABLE dag_state (
@@ -112,22 +104,25 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _run_filter(name: str | None, name_contains: str | None, status: int | None,
-                from_ms: int | None, to_ms: int | None, run_id_contains: str | None,
-                roots_only: bool) -> tuple[str, list[Any]]:
-    """WHERE clause and arguments for the list filters (from_ms and to_ms inclusive)."""
+def _run_filter(filters: dict[str, Any], names: list[str] | None = None) -> tuple[str, list]:
+    """WHERE clause and arguments for the list filters; `names` replaces name_contains."""
     terms: list[str] = []
     args: list[Any] = []
-    for term, value in (("name = ?", name), ("status = ?", status),
-                        ("created_at >= ?", from_ms), ("created_at <= ?", to_ms)):
-        if value is not None:
+    for term, key in (("name = ?", "name"), ("status = ?", "status"),
+                      ("created_at >= ?", "from_ms"), ("created_at <= ?", "to_ms")):
+        if filters.get(key) is not None:
             terms.append(term)
-            args.append(value)
-    for column, text in (("name", name_contains), ("run_id", run_id_contains)):
-        if text:
-            terms.append(f"{column} LIKE ? ESCAPE '\\'")
-            args.append(_like(text))
-    if roots_only:
+            args.append(filters[key])
+    if names is not None:
+        terms.append(f"name IN ({', '.join('?' * len(names))})")
+        args += names
+    elif filters.get("name_contains"):
+        terms.append("name LIKE ? ESCAPE '\\'")
+        args.append(_like(filters["name_contains"]))
+    if filters.get("run_id_contains"):
+        terms.append("run_id LIKE ? ESCAPE '\\'")
+        args.append(_like(filters["run_id_contains"]))
+    if filters.get("roots_only", True):
         terms.append("parent_run_id = ''")
     return (" WHERE " + " AND ".join(terms)) if terms else "", args
 
@@ -259,8 +254,9 @@ class RunStore:
                   roots_only: bool = True, limit: int | None = 100,
                   offset: int = 0) -> list[dict]:
         """Runs matching every given filter, newest first; limit None means all."""
-        where, args = _run_filter(name, name_contains, status, from_ms, to_ms,
-                                  run_id_contains, roots_only)
+        where, args = _run_filter(dict(
+            name=name, name_contains=name_contains, status=status, from_ms=from_ms,
+            to_ms=to_ms, run_id_contains=run_id_contains, roots_only=roots_only))
         limit_args = [-1 if limit is None else limit, offset]
         return self._records(where + _ORDER_NEWEST + " LIMIT ? OFFSET ?", args + limit_args)
 
@@ -269,8 +265,17 @@ class RunStore:
                    to_ms: int | None = None, run_id_contains: str | None = None,
                    roots_only: bool = True) -> int:
         """How many runs match the list_runs filters."""
-        where, args = _run_filter(name, name_contains, status, from_ms, to_ms,
-                                  run_id_contains, roots_only)
+        filters = dict(name=name, name_contains=name_contains, status=status, from_ms=from_ms,
+                       to_ms=to_ms, run_id_contains=run_id_contains, roots_only=roots_only)
+        # LIKE would read every row; matching the few distinct names first keeps the count
+        # on the name index. (Lists keep LIKE: their ordered scan stops after one page.)
+        names = None
+        if name_contains:
+            needle = name_contains.lower()
+            names = [n for n in self._names(roots_only) if needle in n.lower()]
+            if not names:
+                return 0
+        where, args = _run_filter(filters, names)
         return self._rows("SELECT COUNT(*) FROM runs" + where, args)[0][0]
 
     def children(self, root_run_id: str) -> list[dict]:
@@ -298,27 +303,37 @@ class RunStore:
                f" AND name IN ({marks})")
         return self._rows(sql, list(names))[0][0]
 
-    def delete_old_runs(self, name: str, before_ms: int) -> list[dict]:
+    def delete_old_runs(self, name: str, before_ms: int, batch: int = 200) -> list[dict]:
         """Delete a DAG's inactive root runs created before the cutoff, with their children."""
-        with self._write() as conn:
-            roots = conn.execute(
-                "SELECT id, run_id, status, record FROM runs WHERE name = ? AND created_at < ?"
-                " AND parent_run_id = ''", (name, before_ms)).fetchall()
-            doomed = [row for row in roots if row[2] not in _ACTIVE]
-            for _, run_id, _, _ in list(doomed):
-                doomed += conn.execute(
-                    "SELECT id, run_id, status, record FROM runs WHERE root_run_id = ?"
-                    " AND root_name = ? AND parent_run_id != ''", (run_id, name)).fetchall()
-            conn.executemany("DELETE FROM runs WHERE id = ?", [(row[0],) for row in doomed])
-        return [json.loads(row[3]) for row in doomed]
+        deleted: list[dict] = []
+        while True:
+            # Batches keep each write transaction short while other processes wait on it.
+            with self._write() as conn:
+                roots = conn.execute(
+                    "SELECT id, run_id, record FROM runs WHERE name = ? AND created_at < ?"
+                    f" AND parent_run_id = '' AND status NOT IN {_ACTIVE} LIMIT ?",
+                    (name, before_ms, batch)).fetchall()
+                doomed = list(roots)
+                for _, run_id, _ in roots:
+                    doomed += conn.execute(
+                        "SELECT id, run_id, record FROM runs WHERE root_run_id = ?"
+                        " AND root_name = ? AND parent_run_id != ''", (run_id, name)).fetchall()
+                conn.executemany("DELETE FROM runs WHERE id = ?", [(row[0],) for row in doomed])
+            deleted += [json.loads(row[2]) for row in doomed]
+            if len(roots) < batch:
+                return deleted
 
     def dag_names_with_runs(self) -> list[str]:
-        """Distinct DAG names that have any stored run, sorted."""
-        # A skip-scan over the name index: O(names * log rows) instead of reading every row.
-        sql = """WITH RECURSIVE names(name) AS (
-                   SELECT MIN(name) FROM runs
+        """Distinct DAG names that have root runs, sorted."""
+        return self._names(roots_only=True)
+
+    def _names(self, roots_only: bool) -> list[str]:
+        # A skip-scan over a name index: O(names * log rows) instead of reading every row.
+        roots = " AND parent_run_id = ''" if roots_only else ""
+        sql = f"""WITH RECURSIVE names(name) AS (
+                   SELECT MIN(name) FROM runs WHERE name IS NOT NULL{roots}
                    UNION ALL
-                   SELECT (SELECT MIN(name) FROM runs WHERE name > names.name)
+                   SELECT (SELECT MIN(name) FROM runs WHERE name > names.name{roots})
                    FROM names WHERE names.name IS NOT NULL)
                  SELECT name FROM names WHERE name IS NOT NULL"""
         return [row[0] for row in self._rows(sql)]

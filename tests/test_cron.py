@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import random
 import time
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -209,6 +210,7 @@ def test_parse_accepts_day_combinations_that_occur(expr):
         ("0 0 31 * *", "2024-04-01T00:00:00Z", "2024-05-31T00:00:00Z"),
         ("0 0 29 2 *", "2024-03-01T00:00:00Z", "2028-02-29T00:00:00Z"),
         ("0 0 29 2 *", "2097-03-01T00:00:00Z", "2104-02-29T00:00:00Z"),
+        ("0 0 29 2 */7", "2088-03-01T00:00:00Z", "2128-02-29T00:00:00Z"),
         ("0 0 1 feb *", "2024-03-01T00:00:00Z", "2025-02-01T00:00:00Z"),
         ("0 9 * * MON-FRI", "2024-01-05T09:00:00Z", "2024-01-08T09:00:00Z"),
         ("0 0 * * 7", "2024-01-01T00:00:00Z", "2024-01-07T00:00:00Z"),
@@ -221,7 +223,7 @@ def test_parse_accepts_day_combinations_that_occur(expr):
         ("@weekly", "2024-01-06T12:00:00Z", "2024-01-07T00:00:00Z"),
         ("@monthly", "2024-12-15T00:00:00Z", "2025-01-01T00:00:00Z"),
         ("CRON_TZ=Asia/Kathmandu 0 0 * * *", "2024-01-01T00:00:00Z", "2024-01-02T00:00:00+05:45"),
-        ("CRON_TZ=Asia/Kathmandu */15 * * * *", "2023-12-31T23:59:00Z", "2024-01-01T05:45:00+05:45"),
+        ("CRON_TZ=Asia/Kathmandu */15 * * * *", "2023-12-31T23:59Z", "2024-01-01T05:45:00+05:45"),
         ("CRON_TZ=Asia/Kathmandu 0 * * * *", "2024-01-01T00:00:00Z", "2024-01-01T06:00:00+05:45"),
     ],
 )
@@ -241,6 +243,7 @@ def test_next_fire_in_fixed_offset_zones(expr, after, expected):
         ("0 0 1 1 *", "2024-01-01T00:00:00.000001Z", "2024-01-01T00:00:00Z"),
         ("0 9 * * MON-FRI", "2024-01-08T09:00:00Z", "2024-01-05T09:00:00Z"),
         ("0 0 29 2 *", "2024-02-29T00:00:00Z", "2020-02-29T00:00:00Z"),
+        ("0 0 29 2 */7", "2128-02-29T00:00:00Z", "2088-02-29T00:00:00Z"),
         ("0 0 31 * *", "2024-05-01T00:00:00Z", "2024-03-31T00:00:00Z"),
         ("0 0 13 * FRI", "2024-01-13T00:00:00Z", "2024-01-12T00:00:00Z"),
         ("59 23 * * *", "2024-03-01T00:00:00Z", "2024-02-29T23:59:00Z"),
@@ -256,6 +259,35 @@ def test_fire_times_are_in_schedule_zone_whatever_zone_is_asked():
     got = schedule.next_fire(datetime(2024, 6, 1, 20, 0, tzinfo=KATHMANDU))
     assert got.tzinfo is NY and got == at("2024-06-01T12:00:00-04:00")
     assert schedule.prev_fire(got).tzinfo is NY
+
+
+@pytest.mark.parametrize(
+    "method, when",
+    [
+        ("next_fire", datetime(9999, 6, 1, tzinfo=UTC)),
+        ("next_fire", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("prev_fire", datetime(1, 1, 1, 0, 0, tzinfo=UTC)),
+    ],
+)
+def test_fire_times_beyond_datetime_range_raise(method, when):
+    with pytest.raises(ValueError, match="no fire time"):
+        getattr(parse("0 0 1 1 *", UTC), method)(when)
+
+
+def test_second_occurrence_given_as_zoneinfo_fold_is_honoured():
+    schedule = parse("*/20 1 * * *", NY)
+    second = datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=NY)
+    assert schedule.next_fire(second).isoformat() == "2024-11-04T01:00:00-05:00"
+    assert schedule.prev_fire(second).isoformat() == "2024-11-03T01:40:00-04:00"
+
+
+def test_local_zone_falls_back_to_a_fixed_offset_for_unknown_tz(monkeypatch):
+    monkeypatch.setenv("TZ", "Not/AZone")
+    cron.local_zone.cache_clear()
+    try:
+        assert cron.local_zone().utcoffset(datetime(2024, 1, 1)) is not None
+    finally:
+        cron.local_zone.cache_clear()
 
 
 @pytest.mark.parametrize("method", ["next_fire", "prev_fire"])
@@ -301,6 +333,9 @@ DST_NEXT = [
     ("Australia/Lord_Howe", "*/10 2 * * *", "2024-10-06T01:55+10:30", "2024-10-06T02:30+11:00"),
     ("Australia/Lord_Howe", "*/10 2 * * *", "2024-10-06T02:30+11:00", "2024-10-06T02:40+11:00"),
     ("Australia/Lord_Howe", "*/10 2 * * *", "2024-10-06T02:50+11:00", "2024-10-07T02:00+11:00"),
+    ("Australia/Lord_Howe", "10,35 2 * * *", "2024-10-06T01:00+10:30", "2024-10-06T02:35+11:00"),
+    ("Australia/Lord_Howe", "10,35 2 * * *", "2024-10-06T02:35+11:00", "2024-10-06T02:40+11:00"),
+    ("Australia/Lord_Howe", "10,35 2 * * *", "2024-10-06T02:40+11:00", "2024-10-07T02:10+11:00"),
     ("Australia/Lord_Howe", "45 1 * * *", "2024-04-07T00:00+11:00", "2024-04-07T01:45+11:00"),
     ("Australia/Lord_Howe", "45 1 * * *", "2024-04-07T01:45+11:00", "2024-04-08T01:45+10:30"),
     ("Australia/Lord_Howe", "0,30 * * * *", "2024-04-07T01:30+11:00", "2024-04-07T02:00+10:30"),
@@ -322,6 +357,10 @@ DST_PREV = [
     ("Australia/Lord_Howe", "*/10 2 * * *", "2024-10-06T02:40+11:00", "2024-10-06T02:30+11:00"),
     ("Australia/Lord_Howe", "*/10 2 * * *", "2024-10-06T02:30+11:00", "2024-10-05T02:50+10:30"),
     ("Australia/Lord_Howe", "45 1 * * *", "2024-04-08T00:00+10:30", "2024-04-07T01:45+11:00"),
+    ("Australia/Lord_Howe", "10,35 2 * * *", "2024-10-06T02:45+11:00", "2024-10-06T02:40+11:00"),
+    ("Australia/Lord_Howe", "10,35 2 * * *", "2024-10-06T03:05+11:00", "2024-10-06T02:40+11:00"),
+    ("Australia/Lord_Howe", "10,35 2 * * *", "2024-10-06T02:40+11:00", "2024-10-06T02:35+11:00"),
+    ("Australia/Lord_Howe", "10,35 2 * * *", "2024-10-06T02:35+11:00", "2024-10-05T02:35+10:30"),
 ]
 
 
@@ -354,18 +393,17 @@ def brute_fires(matches, tz, start: datetime, end: datetime) -> list[datetime]:
     repeat_until = shifted_until = t
     pre_jump_offset = prev_offset
     while t < end:
-        offset = t.astimezone(tz).utcoffset()
+        local = t.astimezone(tz)  # its fields are t's wall time
+        offset = local.utcoffset()
         if offset > prev_offset:
             shifted_until, pre_jump_offset = t + (offset - prev_offset), prev_offset
         elif offset < prev_offset:
             repeat_until = t + (prev_offset - offset)
-        walls = []
-        if t >= repeat_until:
-            walls.append((t + offset).replace(tzinfo=None))
-        if t < shifted_until:
-            walls.append((t + pre_jump_offset).replace(tzinfo=None))
-        if t >= start and any(matches(w) for w in walls):
-            fires.append(t)
+        if t >= start:
+            if t >= repeat_until and matches(local):
+                fires.append(t)
+            elif t < shifted_until and matches(t + pre_jump_offset):  # fields = skipped wall
+                fires.append(t)
         prev_offset = offset
         t += MINUTE
     return fires
@@ -375,12 +413,12 @@ def spec_matcher(minutes, hours, days, months, weekdays, day_or):
     """Wall-time predicate for the given field sets, written independently of dagu.cron."""
 
     def matches(w: datetime) -> bool:
+        if w.minute not in minutes or w.hour not in hours or w.month not in months:
+            return False
         weekday = w.isoweekday() % 7
         if day_or:
-            day_ok = w.day in days or weekday in weekdays
-        else:
-            day_ok = w.day in days and weekday in weekdays
-        return w.minute in minutes and w.hour in hours and w.month in months and day_ok
+            return w.day in days or weekday in weekdays
+        return w.day in days and weekday in weekdays
 
     return matches
 
@@ -469,18 +507,19 @@ def random_centre(rng: random.Random, tz) -> datetime:
     """A minute in 2024, usually within a day of one of the zone's DST transitions."""
     changes = transitions(tz, 2024)
     if changes and rng.random() < 0.75:
-        return rng.choice(changes) + timedelta(minutes=rng.randint(-1500, 1500))
+        return rng.choice(changes) + timedelta(minutes=rng.randint(-1000, 1000))
     return datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randint(0, 366 * 1440 - 1))
 
 
-def query_points(rng: random.Random, fires, start, end) -> list[datetime]:
-    """Instants to ask about: exact fire times, plain minutes and mid-minute times."""
+def query_points(rng: random.Random, tz, fires, start, end) -> list[datetime]:
+    """Instants to ask about: fire times, random minutes, and a sweep around each transition."""
     span = int((end - start) / MINUTE)
     points = [rng.choice(fires) for _ in range(3)] if fires else []
-    for _ in range(4):
-        t = start + timedelta(minutes=rng.randint(0, span - 1))
-        points.append(t + timedelta(seconds=rng.randint(1, 59)) if rng.random() < 0.5 else t)
-    return points
+    points += [start + timedelta(minutes=rng.randint(0, span - 1)) for _ in range(4)]
+    for change in transitions(tz, 2024):
+        if start + timedelta(hours=2) < change < end - timedelta(hours=2):
+            points += [change + timedelta(minutes=m) for m in range(-75, 76, rng.randint(2, 4))]
+    return [p + timedelta(seconds=rng.choice([0, 0, 1, 30, 59])) for p in points]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -494,19 +533,21 @@ def test_fire_times_equal_brute_force_for_random_schedules(zone, seed):
         assert (schedule.minutes, schedule.hours, schedule.days, schedule.months,
                 schedule.weekdays, schedule.day_or) == fields, expr
         centre = random_centre(rng, tz)
-        start, end = centre - timedelta(hours=26), centre + timedelta(hours=26)
+        start, end = centre - timedelta(hours=20), centre + timedelta(hours=20)
         fires = brute_fires(matches, tz, start, end)
-        for q in query_points(rng, fires, start, end):
-            later = [f for f in fires if f > q]
+        for q in query_points(rng, tz, fires, start, end):
+            later = bisect.bisect_right(fires, q)
             got = schedule.next_fire(q).astimezone(UTC)
-            assert got == later[0] if later else got >= end, (expr, zone, q.isoformat())
-            earlier = [f for f in fires if f < q]
+            want_next = fires[later] if later < len(fires) else None
+            assert got == want_next if want_next else got >= end, (expr, zone, q.isoformat())
+            earlier = bisect.bisect_left(fires, q)
             got = schedule.prev_fire(q).astimezone(UTC)
-            assert got == earlier[-1] if earlier else got < start, (expr, zone, q.isoformat())
+            want_prev = fires[earlier - 1] if earlier else None
+            assert got == want_prev if want_prev else got < start, (expr, zone, q.isoformat())
 
 
-CHAIN_SCHEDULES = ["* * * * *", "*/15 * * * *", "30 2 * * *", "0,30 1-3 * * *",
-                   "45 1,2 * * *", "*/10 2 * * *", "0 * * * *", "59 0-3 * * *"]
+CHAIN_SCHEDULES = ["* * * * *", "*/15 * * * *", "30 2 * * *", "0,30 1-3 * * *", "45 1,2 * * *",
+                   "*/10 2 * * *", "0 * * * *", "59 0-3 * * *", "10,35 2 * * *", "5,50 1-3 * * *"]
 
 
 @pytest.mark.parametrize("expr", CHAIN_SCHEDULES)
