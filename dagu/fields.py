@@ -6,7 +6,13 @@ collects all problems in one pass instead of stopping at the first.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Protocol
+
+
+@lru_cache(maxsize=64)
+def _canonical_names(allowed: tuple[str, ...]) -> dict[str, str]:
+    return {k.lower(): k for k in allowed}
 
 
 class Reporter(Protocol):
@@ -21,7 +27,7 @@ class Fields:
         self.where = where
         self.raw = raw if isinstance(raw, dict) else {}
         self._keys: dict[str, Any] = {}
-        canonical = {k.lower(): k for k in allowed}
+        canonical = _canonical_names(tuple(allowed))
         invalid = []
         for key in self.raw:
             name = canonical.get(str(key).lower())

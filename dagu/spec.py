@@ -17,7 +17,7 @@ from dagu.errors import LoadError
 from dagu.expand import CommandRunner, ExpandError, evaluate
 from dagu.model import CHAIN, DAG, GRAPH, MailConfig, Schedule, SMTPConfig
 from dagu.stepspec import StepBuilder, build_conditions, check_steps
-from dagu.yamlsource import Positions, YAMLSyntaxError, load_documents
+from dagu.yamlsource import Positions, YAMLSyntaxError, document_starts, load_documents
 from dagu.fields import Fields, as_bool, as_int, as_str, as_str_list
 
 TOP_LEVEL_KEYS = (
@@ -49,15 +49,31 @@ class LoadOptions:
 
 
 def load(text: str, options: LoadOptions | None = None) -> DAG:
-    """Build the DAG of the first document (others become local DAGs); LoadError lists every problem."""
+    """Build the DAG of the first document (others become local DAGs); LoadError lists every problem.
+
+    Valid files take a fast pass without line bookkeeping; only when a problem is found is the
+    text loaded again with positions, so that every message can name its line."""
     opts = options or LoadOptions()
+    try:
+        return _load(text, opts, positioned=False)
+    except LoadError:
+        return _load(text, opts, positioned=True)
+
+
+def _load(text: str, opts: LoadOptions, positioned: bool) -> DAG:
     source = os.path.basename(opts.location) or "<dag>"
     pos = Positions(source=source)
     problems: list[str] = []
     try:
-        docs = load_documents(text, pos, problems)
+        docs = load_documents(text, pos if positioned else None, problems)
     except YAMLSyntaxError as exc:
         raise LoadError([f"{source}: {exc}"]) from None
+    if problems:
+        raise LoadError(problems)
+    if not positioned and len(docs) > 1:
+        pos.doc_lines = document_starts(text)
+    elif not positioned:
+        pos.doc_lines = [1] * len(docs)
     sources = _document_sources(text, pos.doc_lines)
     base = _load_base(opts, pos, problems)
     kept = [(d, line, src) for i, (d, line, src) in enumerate(zip(docs, pos.doc_lines, sources))

@@ -22,6 +22,7 @@ EXECUTOR_TYPES = ("", "command", "shell", "dag", "subworkflow", "parallel", "htt
 MAX_STEP_NAME = 40
 MAX_PARALLEL_ITEMS = 1000
 _STEP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_NO_CONTINUE, _NO_RETRY, _NO_REPEAT = ContinueOn(), RetryPolicy(), RepeatPolicy()
 _RESERVED_IDS = {"env", "params", "args", "stdout", "stderr", "output", "outputs"}
 
 
@@ -50,13 +51,11 @@ class StepBuilder:
             return ()
         steps: list[Step] = []
         for index, (body, container, key) in enumerate(items):
-            explicit_deps = isinstance(body, dict) and any(str(k).lower() == "depends" for k in body)
-            step = self.step(body, container, key, f"steps[{index}]")
-            if step is None:
-                continue
-            if self.chain and not explicit_deps and steps:
-                step = dataclasses.replace(step, depends=(steps[-1].name,))
-            steps.append(step)
+            # chain type: a step without `depends` follows the previous one
+            implicit = (steps[-1].name,) if self.chain and steps else ()
+            step = self.step(body, container, key, f"steps[{index}]", implicit_depends=implicit)
+            if step is not None:
+                steps.append(step)
         return tuple(steps)
 
     def handlers(self, f: Fields) -> tuple[tuple[str, Step], ...]:
@@ -72,7 +71,7 @@ class StepBuilder:
         return tuple(out)
 
     def step(self, body: object, container: object, key: object, where: str,
-             forced_name: str = "") -> Step | None:
+             forced_name: str = "", implicit_depends: tuple[str, ...] = ()) -> Step | None:
         """One step; None when it is too broken to keep (the problem is reported)."""
         if not isinstance(body, dict):
             self.reporter.error(container, key, f"{where}: a step must be a mapping, got {body!r}")
@@ -111,7 +110,7 @@ class StepBuilder:
             stdout=as_str(f, "stdout"),
             stderr=as_str(f, "stderr"),
             output=output[1:] if output.startswith("$") else output,
-            depends=tuple(as_str_list(f, "depends")),
+            depends=tuple(as_str_list(f, "depends")) if f.has("depends") else implicit_depends,
             continue_on=self._continue_on(f),
             retry_policy=self._retry(f),
             repeat_policy=self._repeat(f),
@@ -142,10 +141,12 @@ class StepBuilder:
             f.error("command", "expected a string or a list, got a mapping")
             return "", (), "", False
         text = P.scalar_text(value)
-        try:
-            words = shlex.split(text)
-        except ValueError:
-            words = text.split()
+        words = text.split()
+        if any(c in text for c in "\"'\\"):   # only quoted text needs the (slow) shell lexer
+            try:
+                words = shlex.split(text)
+            except ValueError:
+                pass
         return (words[0] if words else ""), tuple(words[1:]), text.strip() and text, False
 
     def _executor(self, f: Fields, run: str, parallel: Parallel | None) -> Executor:
@@ -205,15 +206,17 @@ class StepBuilder:
 
     # -- policies -------------------------------------------------------------------------------
     def _continue_on(self, f: Fields) -> ContinueOn:
+        if not f.has("continueOn"):
+            return _NO_CONTINUE
         sub = f.sub("continueOn", ("failure", "skipped", "exitCode", "output", "markSuccess"))
         return ContinueOn(as_bool(sub, "failure"), as_bool(sub, "skipped"),
                           as_int_list(sub, "exitCode"), tuple(as_str_list(sub, "output")),
                           as_bool(sub, "markSuccess"))
 
     def _retry(self, f: Fields) -> RetryPolicy:
-        sub = f.sub("retryPolicy", ("limit", "intervalSec", "exitCode", "backoff", "maxIntervalSec"))
         if not f.has("retryPolicy"):
-            return RetryPolicy()
+            return _NO_RETRY
+        sub = f.sub("retryPolicy", ("limit", "intervalSec", "exitCode", "backoff", "maxIntervalSec"))
         if not sub.has("limit"):
             f.error("retryPolicy", "limit is required")
         return RetryPolicy(
@@ -225,10 +228,10 @@ class StepBuilder:
         )
 
     def _repeat(self, f: Fields) -> RepeatPolicy:
+        if not f.has("repeatPolicy"):
+            return _NO_REPEAT
         sub = f.sub("repeatPolicy", ("repeat", "intervalSec", "limit", "condition", "expected",
                                      "exitCode", "backoff", "maxIntervalSec"))
-        if not f.has("repeatPolicy"):
-            return RepeatPolicy()
         repeat, mode = False, ""
         value = sub.get("repeat")
         if isinstance(value, str) and value.strip().lower() in ("while", "until"):

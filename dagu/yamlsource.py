@@ -11,9 +11,32 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 try:  # the C extension is much faster; the vendored pure-Python PyYAML is the fallback
-    _Loader = yaml.CSafeLoader  # type: ignore[attr-defined]
+    _Base = yaml.CSafeLoader  # type: ignore[attr-defined]
 except AttributeError:  # pragma: no cover - depends on the host's PyYAML build
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+# First characters with which a plain scalar can be something other than a string
+# (numbers, booleans, null, timestamps, merge keys, ...): only these go to the resolver's regexps.
+_MAYBE_TYPED = set("0123456789+-.~<=yYnNtTfFoO")
+
+
+class _Loader(_Base):
+    """Resolves tags with a shortcut for the common case (plain words are strings); the
+    stock resolver tries every implicit regexp per scalar, which dominates load time."""
+
+    def resolve(self, kind, value, implicit):
+        if kind is ScalarNode:
+            if not implicit[0] or not value or value[0] not in _MAYBE_TYPED:
+                return _STR if (value or not implicit[0]) else super().resolve(kind, value, implicit)
+            return super().resolve(kind, value, implicit)
+        if kind is MappingNode:
+            return _MAP
+        if kind is SequenceNode:
+            return _SEQ
+        return super().resolve(kind, value, implicit)
 
 
 @dataclass
@@ -44,13 +67,17 @@ class YAMLSyntaxError(ValueError):
     """Text that is not YAML; message names line and column."""
 
 
-def load_documents(text: str, positions: Positions, problems: list[str]) -> list[object]:
-    """Every document in text, as Python values; duplicate keys are reported in problems."""
+def load_documents(text: str, positions: Positions | None, problems: list[str]) -> list[object]:
+    """Every document in text, as Python values. With positions, lines are recorded and duplicate
+    keys reported; without, it is a faster pass for text that will turn out to be valid."""
     loader = _Loader(text)
     docs: list[object] = []
     try:
         while loader.check_node():
             node = loader.get_node()
+            if positions is None:
+                docs.append(_convert_fast(loader, node, problems))
+                continue
             positions.doc_lines.append(node.start_mark.line + 1)
             docs.append(_convert(loader, node, positions, problems))
     except yaml.MarkedYAMLError as exc:
@@ -71,10 +98,7 @@ def _describe(exc: yaml.MarkedYAMLError) -> str:
 
 def _convert(loader, node, positions: Positions, problems: list[str]) -> object:
     if isinstance(node, ScalarNode):
-        value = loader.construct_object(node)
-        if hasattr(value, "isoformat"):   # YAML timestamps: keep the text the user wrote
-            return node.value
-        return value
+        return _scalar(loader, node)
     if isinstance(node, SequenceNode):
         items: list = []
         positions.mark(items, node.start_mark.line + 1)
@@ -99,6 +123,40 @@ def _convert(loader, node, positions: Positions, problems: list[str]) -> object:
     return None  # pragma: no cover - composer yields only the three node kinds
 
 
+def _convert_fast(loader, node, problems: list[str]) -> object:
+    if isinstance(node, ScalarNode):
+        return _scalar(loader, node)
+    if isinstance(node, SequenceNode):
+        return [_convert_fast(loader, child, problems) for child in node.value]
+    if isinstance(node, MappingNode):
+        own_keys = len(node.value)
+        merged = any(k.tag == "tag:yaml.org,2002:merge" for k, _ in node.value)
+        loader.flatten_mapping(node)
+        mapping: dict = {}
+        for key_node, value_node in node.value:
+            key = _convert_fast(loader, key_node, problems)
+            if isinstance(key, (list, dict)):
+                problems.append("a mapping key must be a plain value")
+                continue
+            mapping[key] = _convert_fast(loader, value_node, problems)
+        if not merged and len(mapping) != own_keys:
+            problems.append("duplicate key")   # the positioned pass says which, and where
+        return mapping
+    return None
+
+
+def document_starts(text: str) -> list[int]:
+    """First line of each document (cheap: a compose pass without conversion)."""
+    loader = _Loader(text)
+    try:
+        starts = []
+        while loader.check_node():
+            starts.append(loader.get_node().start_mark.line + 1)
+        return starts
+    finally:
+        loader.dispose()
+
+
 def _report_duplicate_keys(node: MappingNode, positions: Positions, problems: list[str]) -> None:
     seen: set[str] = set()
     for key_node, _ in node.value:
@@ -108,3 +166,23 @@ def _report_duplicate_keys(node: MappingNode, positions: Positions, problems: li
             problems.append(f"{positions.source}:{key_node.start_mark.line + 1}: "
                             f"duplicate key {key_node.value!r}")
         seen.add(key_node.value)
+
+
+_TRUE = {"yes", "true", "on", "y"}
+
+
+def _scalar(loader, node: ScalarNode) -> object:
+    """A scalar from the tag the resolver already chose (much faster than the constructor)."""
+    tag = node.tag
+    if tag == "tag:yaml.org,2002:str" or tag == "tag:yaml.org,2002:timestamp":
+        return node.value    # timestamps keep the text the user wrote
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:bool":
+        return node.value.lower() in _TRUE
+    if tag == "tag:yaml.org,2002:int":
+        try:
+            return int(node.value)
+        except ValueError:
+            pass
+    return loader.construct_object(node)
