@@ -80,7 +80,31 @@ def reconcile(store, record: dict | None, now_text: str) -> dict | None:
 def _fail_running_node(node: dict, now_text: str) -> dict:
     if node.get("status") != 1:
         return node
-    return dict(node, status=2, statusLabel="failed", finishedAt=now_text, error=ORPHAN_ERROR)
+    kill_orphan_step(int(node.get("pid") or 0), int(node.get("pidStart") or 0))
+    fixed = dict(node, status=2, statusLabel="failed", finishedAt=now_text, error=ORPHAN_ERROR)
+    fixed.pop("pid", None)
+    fixed.pop("pidStart", None)
+    return fixed
+
+
+def process_start_ticks(pid: int) -> int:
+    """When a process started (field 22 of /proc/PID/stat); 0 when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        return int(data[data.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def kill_orphan_step(pid: int, started: int) -> None:
+    """SIGKILL the process group of a dead runner's step, if that pid is still the same process."""
+    if pid <= 0 or not started or process_start_ticks(pid) != started:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def stop_runner(record: dict, sig: int = signal.SIGTERM) -> bool:

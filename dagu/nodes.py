@@ -32,6 +32,8 @@ class NodeState:
     executor: object = None          # the running executor, for stop signals
     stop_requested: bool = False
     preserved: bool = False          # kept from a previous attempt (retry)
+    pid: int = 0                     # process group of the running execution
+    pid_start: int = 0               # its start time (clock ticks), to recognise a reused pid
 
     def to_json(self, base: dict) -> dict:
         """The node as stored/shown (base holds the static step JSON)."""
@@ -44,6 +46,8 @@ class NodeState:
             "children": list(self.children),
             "outputVariables": {k: f"{k}={v}" for k, v in self.outputs.items()},
         })
+        if self.status == NodeStatus.RUNNING and self.pid:
+            out["pid"], out["pidStart"] = self.pid, self.pid_start
         if self.retried_at:
             out["retriedAt"] = self.retried_at
         if self.exit_code is not None:

@@ -8,6 +8,7 @@ from dagu.executors.base import ExecutionContext, StepFailed
 from dagu.executors.command import (StepProcess, StepStartError, build_argv, log_offset,
                                     write_script)
 from dagu.expand import ExpandError, evaluate
+from dagu.launcher import process_start_ticks
 from dagu.shell import command_runner
 
 
@@ -59,6 +60,8 @@ class ShellStep:
             proc.start(argv, cwd=cwd, env=ctx.env, stdout_path=node.stdout,
                        stderr_path=node.stderr, extra_stdout=extra_file(ctx, step.stdout),
                        extra_stderr=extra_file(ctx, step.stderr))
+            node.pid, node.pid_start = proc.pid, process_start_ticks(proc.pid)
+            ctx.engine.save()   # the pid lets an orphan sweep kill this group if the runner dies
             if self.stopped_with is not None:
                 proc.send_signal(self.stopped_with)
             return proc.wait()
