@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:   # `dagu status | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:  # never a bare traceback for a user
         print(f"error: internal error: {exc} (run with --debug for details)", file=sys.stderr)
         if debug:

@@ -19,6 +19,7 @@ from dagu.runrecord import node_json, rfc3339, step_json
 from dagu.shell import command_runner, default_shell
 from dagu.status import NodeStatus, RunStatus
 
+_STATIC = ("dag", "dagSource", "nodeSteps")
 DONE = (NodeStatus.SUCCESS, NodeStatus.FAILED, NodeStatus.CANCELLED, NodeStatus.SKIPPED)
 SIGNAL_RESEND_SEC = 5.0
 
@@ -80,18 +81,24 @@ class Engine:
     def now(self) -> str:
         return rfc3339(self.clock.now())
 
-    def snapshot(self) -> dict:
-        """The record as of now (call with the lock held)."""
-        rec = self.record
-        rec["nodes"] = [n.to_json(self.static[n.step.name]) for n in self.nodes]
+    def snapshot(self, slim: bool = False) -> dict:
+        """The record as of now (call with the lock held). slim: steps by name only, without
+        the static parts, for the frequent progress saves (the store fills them back in)."""
+        rec = {k: v for k, v in self.record.items() if not (slim and k in _STATIC)}
+        rec["nodes"] = [n.to_json(self._base(n.step.name, slim)) for n in self.nodes]
         for kind, node in self.handlers.items():
-            rec[HANDLER_NAMES[kind]] = node.to_json(self.static[HANDLER_NAMES[kind]])
+            name = HANDLER_NAMES[kind]
+            rec[name] = node.to_json(self._base(name, slim))
         rec["preconditions"] = self.preconditions
         return rec
 
+    def _base(self, name: str, slim: bool) -> dict:
+        return {"step": {"name": name}} if slim else self.static[name]
+
     def save(self) -> None:
+        """Persist the run's progress (one small transaction)."""
         with self.cond:
-            record = self.snapshot()
+            record = self.snapshot(slim=True)
         self.save_record(record)
 
     # -- the run --------------------------------------------------------------------------------
@@ -194,7 +201,6 @@ class Engine:
     def _node_thread(self, node: NodeState) -> None:
         try:
             self.log(f"Step started step={node.step.name}")
-            self.save()
             self.execute_node(node)
         except Exception as exc:  # a bug must not leave the run hanging
             node.status, node.error = NodeStatus.FAILED, f"internal error: {exc}"
@@ -262,6 +268,8 @@ class Engine:
                                step_props=self._step_props())
         with self.cond:
             node.executor = executor
+        if not getattr(executor, "saves_when_started", False):
+            self.save()   # (a shell step saves once its process exists, with its pid)
         try:
             node.exit_code = executor.run(ctx)
             failed = node.exit_code != 0
@@ -376,11 +384,10 @@ class Engine:
 
     def _visible_outputs(self, node: NodeState) -> dict[str, str]:
         """Outputs of ancestors only (handlers see every step's outputs)."""
-        sources = self.nodes if node.handler else [self.by_name[a] for a in
-                                                   self.ancestors.get(node.step.name, ())]
+        visible = self.ancestors.get(node.step.name, set())
         out: dict[str, str] = {}
-        for n in self.nodes:
-            if n in sources:
+        for n in self.nodes:   # definition order: a later step's output wins
+            if n.outputs and (node.handler or n.step.name in visible):
                 out.update(n.outputs)
         return out
 
@@ -396,10 +403,11 @@ class Engine:
 
     def _step_env(self, node: NodeState) -> dict[str, str]:
         env = self._base_env()
-        for layer in self._layers(node)[1:]:
+        layers = self._layers(node)
+        for layer in layers[1:]:
             env.update(layer)
         for key, value in node.step.env:
-            env[key] = evaluate(value, self._layers(node), run_command=command_runner(env), environ=env)
+            env[key] = evaluate(value, layers, run_command=command_runner(env), environ=env)
         return env
 
     # -- stop, timeout, final status ------------------------------------------------------------

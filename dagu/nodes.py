@@ -10,7 +10,7 @@ from dagu.model import Condition, Step
 from dagu.status import NodeStatus
 
 
-@dataclass
+@dataclass(eq=False)   # nodes are compared by identity
 class NodeState:
     """Mutable state of one step during a run (guarded by the engine's lock)."""
 

@@ -118,7 +118,7 @@ def _run(store: RunStore, config: Config, req: RunRequest, record: dict, run_dir
     dag = req.dag
     log(f'Run started dag={dag.name} dagRunId={req.run_id} attempt={record["attempt"]} '
         f'params="[{" ".join(dag.params_list)}]"')
-    engine = Engine(dag, record, save=store.update_run, environ=req.environ, clock=clock, log=log,
+    engine = Engine(dag, record, save=store.update_progress, environ=req.environ, clock=clock, log=log,
                     run_dir=run_dir, previous=req.existing if req.existing and
                     req.existing.get("status") != RunStatus.QUEUED else None,
                     retry_step=req.retry_step,

@@ -147,9 +147,12 @@ def new_record(dag: DAG, run_id: str, *, status: RunStatus, now: datetime, log_p
         "workDir": os.getcwd(),
     }
     record.update(handlers)
+    # handler steps are named onSuccess/onFailure/onCancel/onExit by the loader
+    record["nodeSteps"] = {s.name: step_json(s) for s in list(dag.steps) + [h for _, h in dag.handlers]}
     return record
 
 
 def public_view(record: dict) -> dict:
     """The record as the CLI/API show it (internal bookkeeping removed)."""
-    return {k: v for k, v in record.items() if k not in ("dagSource", "lockPath", "workDir")}
+    return {k: v for k, v in record.items()
+            if k not in ("dagSource", "lockPath", "workDir", "nodeSteps")}

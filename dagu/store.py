@@ -44,7 +44,11 @@ MIGRATIONS: list[list[str]] = [
             dag_name TEXT NOT NULL, kind TEXT NOT NULL, minute INTEGER NOT NULL,
             PRIMARY KEY (dag_name, kind, minute)) WITHOUT ROWID""",
     ],
+    # The big parts of a record that never change during a run (DAG snapshot, YAML source) live
+    # in their own column, so the frequent progress updates of a running run stay small.
+    ["ALTER TABLE runs ADD COLUMN static TEXT NOT NULL DEFAULT ''"],
 ]
+STATIC_KEYS = ("dag", "dagSource", "nodeSteps")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _RUN_COLUMNS = ("root_name, root_run_id, parent_name, parent_run_id, status, params, queued_at,"
@@ -94,8 +98,34 @@ def _run_columns(record: dict) -> tuple[Any, ...]:
         int(record.get("pid") or 0),
         int(record.get("attempt") or 0),
         str(record.get("trigger") or ""),
-        json.dumps(record, separators=(",", ":")),
+        json.dumps({k: v for k, v in record.items() if k not in STATIC_KEYS},
+                   separators=(",", ":")),
     )
+
+
+def _static_json(record: dict) -> str:
+    return json.dumps({k: record[k] for k in STATIC_KEYS if k in record}, separators=(",", ":"))
+
+
+def _merge(row: tuple) -> dict:
+    record = json.loads(row[0])
+    if len(row) > 1 and row[1]:
+        record.update(json.loads(row[1]))
+        _hydrate_steps(record)
+    return record
+
+
+def _hydrate_steps(record: dict) -> None:
+    """Progress saves store each node's step by name only; put the full step back."""
+    steps = record.get("nodeSteps")
+    if not steps:
+        return
+    nodes = list(record.get("nodes") or [])
+    nodes += [record[k] for k in ("onSuccess", "onFailure", "onCancel", "onExit") if record.get(k)]
+    for node in nodes:
+        step = node.get("step") or {}
+        if len(step) == 1 and step.get("name") in steps:
+            node["step"] = steps[step["name"]]
 
 
 def _like(text: str) -> str:
@@ -194,8 +224,9 @@ class RunStore:
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
 
-    def _records(self, where: str, args: tuple | list = ()) -> list[dict]:
-        return [json.loads(row[0]) for row in self._rows("SELECT record FROM runs" + where, args)]
+    def _records(self, where: str, args: tuple | list = (), static: bool = True) -> list[dict]:
+        columns = "record, static" if static else "record"
+        return [_merge(row) for row in self._rows(f"SELECT {columns} FROM runs" + where, args)]
 
     def _first(self, where: str, args: tuple | list = ()) -> dict | None:
         records = self._records(where + " LIMIT 1", args)
@@ -204,9 +235,9 @@ class RunStore:
     @staticmethod
     def _insert(conn: sqlite3.Connection, record: dict) -> None:
         name, run_id = _run_key(record)
-        values = (name, run_id) + _run_columns(record)
+        values = (name, run_id) + _run_columns(record) + (_static_json(record),)
         try:
-            conn.execute(f"INSERT INTO runs (name, run_id, {_RUN_COLUMNS})"
+            conn.execute(f"INSERT INTO runs (name, run_id, {_RUN_COLUMNS}, static)"
                          f" VALUES ({', '.join('?' * len(values))})", values)
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"dag-run ID {run_id} already exists for DAG {name}") from None
@@ -224,13 +255,25 @@ class RunStore:
         if not self._update(record, ""):
             raise NotFound(f"dag-run {run_id} not found for DAG {name}")
 
+    def update_progress(self, record: dict) -> None:
+        """Save a running run's progress; its DAG snapshot and source (STATIC_KEYS) stay as stored."""
+        name, run_id = _run_key(record)
+        if not self._update(record, "", with_static=False):
+            raise NotFound(f"dag-run {run_id} not found for DAG {name}")
+
     def update_run_if(self, record: dict, expected_status: int) -> bool:
         """Replace the stored run only if its status is still `expected_status`."""
         return self._update(record, " AND status = ?", (expected_status,))
 
-    def _update(self, record: dict, condition: str, extra: tuple = ()) -> bool:
-        assignments = ", ".join(f"{column.strip()} = ?" for column in _RUN_COLUMNS.split(","))
-        args = _run_columns(record) + _run_key(record) + extra
+    def _update(self, record: dict, condition: str, extra: tuple = (),
+                with_static: bool = True) -> bool:
+        columns = [column.strip() for column in _RUN_COLUMNS.split(",")]
+        values = _run_columns(record)
+        if with_static and any(k in record for k in STATIC_KEYS):
+            columns.append("static")
+            values += (_static_json(record),)
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+        args = values + _run_key(record) + extra
         with self._write() as conn:
             cursor = conn.execute(
                 f"UPDATE runs SET {assignments} WHERE name = ? AND run_id = ?{condition}", args)
@@ -252,13 +295,15 @@ class RunStore:
                   status: int | None = None, from_ms: int | None = None,
                   to_ms: int | None = None, run_id_contains: str | None = None,
                   roots_only: bool = True, limit: int | None = 100,
-                  offset: int = 0) -> list[dict]:
-        """Runs matching every given filter, newest first; limit None means all."""
+                  offset: int = 0, with_static: bool = False) -> list[dict]:
+        """Runs matching every given filter, newest first; limit None means all. The DAG
+        snapshot and source (STATIC_KEYS) are left out unless with_static."""
         where, args = _run_filter(dict(
             name=name, name_contains=name_contains, status=status, from_ms=from_ms,
             to_ms=to_ms, run_id_contains=run_id_contains, roots_only=roots_only))
         limit_args = [-1 if limit is None else limit, offset]
-        return self._records(where + _ORDER_NEWEST + " LIMIT ? OFFSET ?", args + limit_args)
+        return self._records(where + _ORDER_NEWEST + " LIMIT ? OFFSET ?", args + limit_args,
+                             static=with_static)
 
     def count_runs(self, *, name: str | None = None, name_contains: str | None = None,
                    status: int | None = None, from_ms: int | None = None,
@@ -310,16 +355,16 @@ class RunStore:
             # Batches keep each write transaction short while other processes wait on it.
             with self._write() as conn:
                 roots = conn.execute(
-                    "SELECT id, run_id, record FROM runs WHERE name = ? AND created_at < ?"
+                    "SELECT id, run_id, record, static FROM runs WHERE name = ? AND created_at < ?"
                     f" AND parent_run_id = '' AND status NOT IN {_ACTIVE} LIMIT ?",
                     (name, before_ms, batch)).fetchall()
                 doomed = list(roots)
-                for _, run_id, _ in roots:
+                for _, run_id, _, _ in roots:
                     doomed += conn.execute(
-                        "SELECT id, run_id, record FROM runs WHERE root_run_id = ?"
+                        "SELECT id, run_id, record, static FROM runs WHERE root_run_id = ?"
                         " AND root_name = ? AND parent_run_id != ''", (run_id, name)).fetchall()
                 conn.executemany("DELETE FROM runs WHERE id = ?", [(row[0],) for row in doomed])
-            deleted += [json.loads(row[2]) for row in doomed]
+            deleted += [_merge(row[2:]) for row in doomed]
             if len(roots) < batch:
                 return deleted
 

@@ -29,6 +29,8 @@ def extra_file(ctx: ExecutionContext, value: str) -> str:
 class ShellStep:
     """Runs `command` through the shell (or `script` from a temp file)."""
 
+    saves_when_started = True
+
     def __init__(self) -> None:
         self.proc: StepProcess | None = None
         self.lock = threading.Lock()
