@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("retry", help="re-run failed steps of a run (same run id)")
     _dag_args(p, run_id=True)
     p.add_argument("--step", help="retry just this step")
+    p = sub.add_parser("dispatch", help=argparse.SUPPRESS)
+    p.add_argument("-d", "--dag-run", required=True, metavar="NAME:RUN_ID")
+    _config_flag(p)
+    p = sub.add_parser("scheduler", help="run cron schedules and the queue (foreground)")
+    p.add_argument("-d", "--dags", help="DAGs directory")
+    _config_flag(p)
     p = sub.add_parser("history", help="list the runs of a DAG")
     _dag_args(p)
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
@@ -83,8 +89,10 @@ def _config_flag(p: argparse.ArgumentParser) -> None:
 
 
 def load_cli_config(args: argparse.Namespace) -> Config:
-    """Config from the environment and an optional --config file."""
-    return load_config(os.environ, config_file=getattr(args, "config", None))
+    """Config from the environment, an optional --config file and the command's flags."""
+    overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None),
+                 "dags_dir": getattr(args, "dags", None)}
+    return load_config(os.environ, config_file=getattr(args, "config", None), overrides=overrides)
 
 
 def param_tokens(flag: str | None, after_dash: list[str] | None) -> list[P.ParamToken] | None:
@@ -170,6 +178,8 @@ COMMANDS = {
     "retry": _with_config("cmd_retry"),
     "status": _with_config("cmd_status"),
     "history": _with_config("cmd_history"),
+    "dispatch": _with_config("cmd_dispatch"),
+    "scheduler": _with_config("cmd_scheduler"),
 }
 
 

@@ -10,7 +10,7 @@ from dagu.clock import Clock
 from dagu.config import Config
 from dagu.dags import load_dag_file, read_text, resolve_dag_path, strip_suffix
 from dagu.errors import AlreadyExists, BadRequest, DaguError, NotFound
-from dagu.launcher import runner_alive, stop_runner
+from dagu.launcher import notify_scheduler, runner_alive, stop_runner
 from dagu.logs import run_log_dir, run_log_path
 from dagu.runner import (RunRequest, execute, load_for_run, log_root, reconcile_record,
                          reload_record_dag)
@@ -100,6 +100,7 @@ def _enqueue(config: Config, store: RunStore, dag, run_id: str, source: str, qui
                         log_path=run_log_path(run_log_dir(log_root(config, dag), dag.name, run_id)),
                         lock="", source=source)
     store.insert_queued_run(record, dag.queue_name)
+    notify_scheduler(config.data_dir)
     print(f'Enqueued dag-run name={dag.name} dagRunId={run_id} '
           f'params="[{" ".join(dag.params_list)}]"' + (f" ({why})" if why else ""))
     return 0
@@ -258,3 +259,27 @@ def cmd_retry(config: Config, args) -> int:
                      parent=(record["parentDAGRunName"], record["parentDAGRunId"])
                      if record.get("parentDAGRunId") else None)
     return exit_code(execute(config, req))
+
+
+def cmd_dispatch(config: Config, args) -> int:
+    """Run a queued run now (the scheduler's dispatcher calls this)."""
+    name, run_id = _ref(args.dag_run, "--dag-run")
+    store = RunStore(config.db_path)
+    try:
+        record = store.get_run(name, run_id)
+    finally:
+        store.close()
+    if record is None:
+        raise NotFound(f"dag-run ID {run_id} not found for DAG {name}")
+    if record["status"] != RunStatus.QUEUED:
+        raise BadRequest(f"dag-run {run_id} is not queued ({RunStatus(record['status']).label})")
+    dag, env, source = reload_record_dag(record, config)
+    req = RunRequest(dag=dag, run_id=run_id, environ=env, source=source, quiet=args.quiet,
+                     existing=record, trigger="queue")
+    return exit_code(execute(config, req))
+
+
+def cmd_scheduler(config: Config, args) -> int:
+    """Run the scheduler in the foreground until SIGTERM/SIGINT."""
+    from dagu.service import run_scheduler
+    return run_scheduler(config)

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from dagu import params as P, spec
 from dagu.config import Config
-from dagu.errors import BadRequest, NotFound
+from dagu.errors import BadRequest, LoadError, NotFound
 from dagu.model import DAG
 from dagu.shell import command_runner
 
@@ -76,3 +79,78 @@ def load_dag_file(path: str, config: Config, *, evaluate: bool = False,
         params=params,
     )
     return spec.load(text, options)
+
+
+@dataclass(frozen=True)
+class DagFile:
+    """One file of the DAGs directory as last seen: the DAG, or why it does not load."""
+
+    file_name: str          # without suffix: the API's fileName
+    path: str
+    mtime_ns: int
+    size: int
+    dag: DAG | None
+    error: str = ""
+
+
+class DagRegistry:
+    """The top level of the DAGs directory, each file parsed once per (mtime, size).
+
+    Loads are metadata-only (no evaluation, no base config), as Dagu lists and schedules them."""
+
+    def __init__(self, dags_dir: str):
+        self.dags_dir = dags_dir
+        self._cache: dict[str, DagFile] = {}
+        self._lock = threading.Lock()
+
+    def scan(self) -> list[DagFile]:
+        """Every DAG file, sorted by file name; unchanged files come from the cache."""
+        seen: dict[str, DagFile] = {}
+        try:
+            entries = sorted(os.scandir(self.dags_dir), key=lambda e: e.name)
+        except OSError:
+            entries = []
+        for entry in entries:
+            if not entry.name.endswith(YAML_SUFFIXES) or entry.name.startswith("."):
+                continue
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            seen[entry.name] = self._load(entry.path, entry.name, st)
+        with self._lock:
+            self._cache = seen
+        return list(seen.values())
+
+    def get(self, file_name: str) -> DagFile | None:
+        """One DAG file by name (with or without suffix), re-read if it changed."""
+        stem = check_file_name(file_name)
+        for suffix in YAML_SUFFIXES:
+            path = os.path.join(self.dags_dir, stem + suffix)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            return self._load(path, stem + suffix, st)
+        return None
+
+    def _load(self, path: str, name: str, st: os.stat_result) -> DagFile:
+        with self._lock:
+            cached = self._cache.get(name)
+        if cached and cached.mtime_ns == st.st_mtime_ns and cached.size == st.st_size:
+            return cached
+        text = read_text(path)
+        dag, error = None, ""
+        if text is None:
+            error = f"reading {name} failed: cannot read the file"
+        else:
+            try:
+                dag = spec.load(text, spec.LoadOptions(location=path))
+            except LoadError as exc:
+                error = f"reading {name} failed: " + "; ".join(exc.errors)
+        found = DagFile(strip_suffix(name), path, st.st_mtime_ns, st.st_size, dag, error)
+        with self._lock:
+            self._cache[name] = found
+        return found

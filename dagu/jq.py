@@ -32,6 +32,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 __all__ = ["JqError", "JqProgram", "compile", "execute", "format_result", "parse_input", "run"]
 
@@ -46,6 +47,11 @@ class JqError(ValueError):
         super().__init__(f"jq: {message}")
         self.message = message
         self.value = value if thrown else message
+
+
+class _CompileError(JqError):
+    """An undefined name or a missing query: gojq reports these when the query runs, so Dagu
+    prints them on stderr instead of failing the step (unlike syntax errors)."""
 
 
 def _thrown(value: object) -> JqError:
@@ -117,6 +123,8 @@ def _compare(a: object, b: object) -> int:
         return 0
     if ta == "null":
         return 0
+    if ta == "number" and (a != a or b != b):
+        return -1 if a != a else 1  # NaN is below every number, itself included (as in gojq)
     return (a > b) - (a < b)  # type: ignore[operator]
 
 
@@ -252,6 +260,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _STRING_RUN = re.compile(r'[^"\\]+')
 _HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
+_LINE_END = re.compile(r"[\r\n]")
 _STRING_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
                    "t": "\t"}
 
@@ -273,11 +282,8 @@ class _Parser:
 
     def _lex(self, pos: int) -> Token:
         src, n = self.src, len(self.src)
-        while pos < n and (src[pos] in " \t\r\n" or src[pos] == "#"):
-            if src[pos] == "#":
-                newline = src.find("\n", pos)
-                pos = n if newline < 0 else newline
-            pos += 1
+        while pos < n and src[pos] in " \t\r\n#":
+            pos = self._skip_comment(pos) if src[pos] == "#" else pos + 1
         if pos >= n:
             return ("eof", None, n, n)
         c, following = src[pos], src[pos + 1:pos + 2]
@@ -303,6 +309,18 @@ class _Parser:
             if src.startswith(op, pos):
                 return ("op", op, pos, pos + len(op))
         raise _syntax_error(pos, f"unexpected character {c!r}")
+
+    def _skip_comment(self, pos: int) -> int:
+        """The end of a `#` comment; an odd run of backslashes before the newline continues it."""
+        src = self.src
+        while True:
+            m = _LINE_END.search(src, pos)
+            if m is None:
+                return len(src)
+            backslashes = len(src[pos:m.start()]) - len(src[pos:m.start()].rstrip("\\"))
+            if backslashes % 2 == 0:
+                return m.end()
+            pos = m.end() + (src[m.start():m.start() + 2] == "\r\n")
 
     def _lex_string(self, pos: int) -> tuple[tuple, int]:
         """The parts of a string literal starting after its quote: text and interpolated ASTs."""
@@ -383,18 +401,12 @@ class _Parser:
     # -- grammar, loosest binding first ------------------------------------------------------
 
     def parse_program(self) -> tuple:
-        if self.tok[0] == "eof":
-            return ("id",)
-        node = self.parse_pipe()
+        node = ("missing",) if self.tok[0] == "eof" else self.parse_pipe()
         if self.tok[0] != "eof":
             raise self.unexpected()
         return node
 
     def parse_pipe(self) -> tuple:
-        if self.is_kw("def"):
-            name, params, body = self.parse_def()
-            rest = ("id",) if self.tok[0] == "eof" else self.parse_pipe()
-            return ("def", name, params, body, rest)
         if self.is_kw("label"):
             self.advance()
             if self.tok[0] != "var":
@@ -442,7 +454,11 @@ class _Parser:
         return left
 
     def parse_binding(self) -> tuple:
-        """`expr as $pattern | body`: the body runs to the end of the enclosing pipe."""
+        """`expr as $pattern | body` or `def ...; body`: the body runs to the end of the pipe."""
+        if self.is_kw("def"):
+            name, params, body = self.parse_def()
+            rest = ("missing",) if self.tok[0] == "eof" else self.parse_pipe()
+            return ("def", name, params, body, rest)
         expr = self.parse_expr()
         if not self.is_kw("as"):
             return expr
@@ -502,25 +518,25 @@ class _Parser:
 
     def parse_postfix(self) -> tuple:
         """A term with its suffixes: `.a`, `."a"`, `[e]`, `[a:b]`, `[]`, `?`; or `-term`."""
-        if self.is_op("-"):
-            self.advance()
-            return ("neg", self.parse_postfix())
+        if self.tok[0] == "op" and self.tok[1] in ("-", "+"):
+            sign = self.advance()[1]
+            return ("unary", sign, self.parse_postfix())
         term = self.parse_primary()
         while True:
             kind, value = self.tok[0], self.tok[1]
             if kind == "field":
                 self.advance()
-                term = ("index", term, ("lit", value))
+                term = ("index", term, ("lit", value), False)
             elif kind == "op" and value == "[":
                 term = self.parse_bracket(term)
             elif kind == "op" and value == "?":
                 self.advance()
-                term = ("try", term, None)
+                term = self._optional(term)
             elif kind == "op" and value == ".":
                 following = self._lex(self.tok[3])
                 if following[0] == "str":
                     self.advance()
-                    term = ("index", term, self._string_node(self.advance()[1], None))
+                    term = ("index", term, self._string_node(self.advance()[1], None), False)
                 elif following[0] == "op" and following[1] == "[":
                     self.advance()
                     term = self.parse_bracket(term)
@@ -529,24 +545,31 @@ class _Parser:
             else:
                 return term
 
+    @staticmethod
+    def _optional(term: tuple) -> tuple:
+        """`term?`: errors of the last suffix are dropped (per input); otherwise `try term`."""
+        if term[0] in ("index", "slice", "iter") and not term[-1]:
+            return term[:-1] + (True,)
+        return ("try", term, None)
+
     def parse_bracket(self, term: tuple) -> tuple:
         self.advance()
         if self.is_op("]"):
             self.advance()
-            return ("iter", term)
+            return ("iter", term, False)
         if self.is_op(":"):
             self.advance()
             high = self.parse_pipe()
             self.expect_op("]")
-            return ("slice", term, None, high)
+            return ("slice", term, None, high, False)
         low = self.parse_pipe()
         if self.is_op(":"):
             self.advance()
             high = None if self.is_op("]") else self.parse_pipe()
             self.expect_op("]")
-            return ("slice", term, low, high)
+            return ("slice", term, low, high, False)
         self.expect_op("]")
-        return ("index", term, low)
+        return ("index", term, low, False)
 
     def parse_primary(self) -> tuple:
         kind, value, start, _ = self.tok
@@ -565,7 +588,7 @@ class _Parser:
             return ("format", value)
         if kind == "field":
             self.advance()
-            return ("index", ("id",), ("lit", value))
+            return ("index", ("id",), ("lit", value), False)
         if kind == "var":
             self.advance()
             if value == "__loc__":
@@ -581,7 +604,7 @@ class _Parser:
         if value == ".":
             self.advance()
             if self.tok[0] == "str":
-                return ("index", ("id",), self._string_node(self.advance()[1], None))
+                return ("index", ("id",), self._string_node(self.advance()[1], None), False)
             return ("id",)
         if value == "..":
             self.advance()
@@ -751,7 +774,7 @@ class _Parser:
         if self.is_op(":"):
             self.advance()
             return (key, self.parse_object_value())
-        return (key, ("index", ("id",), key))
+        return (key, None)  # `{a}`, `{"a"}`, `{"\(.k)"}`: the value is `.[key]`
 
     def parse_object_value(self) -> tuple:
         node = self.parse_expr()
@@ -762,10 +785,10 @@ class _Parser:
 
     @staticmethod
     def _string_node(parts: tuple, fmt: str | None) -> tuple:
-        """A literal, or a template `("str", parts, format)` whose text parts are `("lit", text)`."""
+        """A literal, or a template `("str", parts, format)` whose text parts are `("text", s)`."""
         if all(isinstance(part, str) for part in parts):
             return ("lit", "".join(parts))
-        return ("str", tuple(("lit", part) if isinstance(part, str) else part for part in parts), fmt)
+        return ("str", tuple(("text", part) if isinstance(part, str) else part for part in parts), fmt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -806,14 +829,16 @@ def _pattern_keys(pattern: tuple) -> Iterator[tuple]:
 def _check(node: tuple, names: frozenset, funcs: frozenset) -> None:
     """Raise JqError for a call, `$variable` or `break $label` with nothing defining it in scope."""
     tag = node[0]
+    if tag == "missing":
+        raise _CompileError('missing query (try ".")')
     if tag == "call":
         key = (node[1], len(node[2]))
         if key not in funcs and key not in _NATIVE and key not in _PRELUDE_ENV.funcs:
-            raise JqError(f"function not defined: {key[0]}/{key[1]}")
+            raise _CompileError(f"function not defined: {key[0]}/{key[1]}")
     elif tag == "var" and node[1] not in names:
-        raise JqError(f"variable not defined: ${node[1]}")
+        raise _CompileError(f"variable not defined: ${node[1]}")
     elif tag == "break" and "*label " + node[1] not in names:
-        raise JqError(f"label not defined: ${node[1]}")
+        raise _CompileError(f"label not defined: ${node[1]}")
     if tag == "label":
         _check(node[2], names | {"*label " + node[1]}, funcs)
     elif tag == "def":
@@ -939,11 +964,19 @@ def _extend(p: Path | None, key: object) -> Path | None:
 
 
 def _ev_index(node, env, v, p):
-    _, target, key = node
+    """`t[k]` (and `t.k`); the key varies slowest, as in gojq. Optional (`t[k]?`) drops the
+    indexing errors only, one target output at a time."""
+    _, target, key, optional = node
     keys = (key[1],) if key[0] == "lit" else _values(key, env, v)
-    for k in keys:  # the key varies slowest, as in gojq
+    for k in keys:
         for t, tp in _ev(target, env, v, p):
-            yield _index(t, k), _extend(tp, k)
+            try:
+                x = _index(t, k)
+            except JqError:
+                if optional:
+                    continue
+                raise
+            yield x, _extend(tp, k)
 
 
 def _optional_values(node: tuple | None, env: _Env, v: object) -> Iterator[object]:
@@ -954,22 +987,29 @@ def _optional_values(node: tuple | None, env: _Env, v: object) -> Iterator[objec
 
 
 def _ev_slice(node, env, v, p):
-    _, target, low, high = node
+    _, target, low, high, optional = node
     for lo in _optional_values(low, env, v):
         for hi in _optional_values(high, env, v):
             for t, tp in _ev(target, env, v, p):
-                yield _slice(t, lo, hi), _extend(tp, {"start": lo, "end": hi})
+                try:
+                    x = _slice(t, lo, hi)
+                except JqError:
+                    if optional:
+                        continue
+                    raise
+                yield x, _extend(tp, {"start": lo, "end": hi})
 
 
 def _ev_iter(node, env, v, p):
-    for t, tp in _ev(node[1], env, v, p):
+    _, target, optional = node
+    for t, tp in _ev(target, env, v, p):
         if isinstance(t, list):
             for i, x in enumerate(t):
                 yield x, _extend(tp, i)
         elif isinstance(t, dict):
             for k in sorted(t):
                 yield t[k], _extend(tp, k)
-        else:
+        elif not optional:
             raise JqError(f"cannot iterate over {_desc(t)}")
 
 
@@ -983,11 +1023,12 @@ def _ev_comma(node, env, v, p):
     yield from _ev(node[2], env, v, p)
 
 
-def _ev_neg(node, env, v, p):
-    for x in _values(node[1], env, v):
+def _ev_unary(node, env, v, p):
+    _, sign, term = node
+    for x in _values(term, env, v):
         if not _is_num(x):
-            raise JqError(f"cannot negate {_desc(x)}")
-        yield -x, None
+            raise JqError(f"cannot {'negate' if sign == '-' else 'apply unary plus to'} {_desc(x)}")
+        yield (-x if sign == "-" else x), None
 
 
 def _ev_binop(node, env, v, p):
@@ -1196,7 +1237,8 @@ def _build_object(entries: tuple, i: int, env: _Env, v: object) -> Iterator[dict
     for key in _values(key_node, env, v):
         if not isinstance(key, str):
             raise JqError(f"object keys must be strings, not {_desc(key)}")
-        for value in _values(value_node, env, v):
+        values = (_index(v, key),) if value_node is None else _values(value_node, env, v)
+        for value in values:
             for rest in _build_object(entries, i + 1, env, v):
                 obj = {key: value}
                 obj.update(rest)
@@ -1215,7 +1257,7 @@ def _interpolate(parts: tuple, env: _Env, v: object, fmt: str) -> Iterator[str]:
         yield ""
         return
     head, last = parts[:-1], parts[-1]
-    if last[0] == "lit":
+    if last[0] == "text":
         for text in _interpolate(head, env, v, fmt):
             yield text + last[1]
         return
@@ -1227,6 +1269,11 @@ def _interpolate(parts: tuple, env: _Env, v: object, fmt: str) -> Iterator[str]:
 
 def _ev_format(node, env, v, p):
     yield _format(node[1], v), None
+
+
+def _ev_missing(node, env, v, p):
+    raise JqError('missing query (try ".")')
+    yield  # pragma: no cover
 
 
 def _ev_update(node, env, v, p):
@@ -1262,11 +1309,12 @@ def _modify(env: _Env, v: object, lhs: tuple, update: Callable[[object], Iterato
 
 _EVAL: dict[str, Callable[..., Stream]] = {
     "id": _ev_id, "lit": _ev_lit, "var": _ev_var, "index": _ev_index, "slice": _ev_slice,
-    "iter": _ev_iter, "pipe": _ev_pipe, "comma": _ev_comma, "neg": _ev_neg, "binop": _ev_binop,
+    "iter": _ev_iter, "pipe": _ev_pipe, "comma": _ev_comma, "unary": _ev_unary, "binop": _ev_binop,
     "and": _ev_and, "or": _ev_or, "alt": _ev_alt, "if": _ev_if, "try": _ev_try,
     "reduce": _ev_reduce, "foreach": _ev_foreach, "as": _ev_as, "label": _ev_label,
     "break": _ev_break, "def": _ev_def, "call": _ev_call, "array": _ev_array,
     "object": _ev_object, "str": _ev_str, "format": _ev_format, "update": _ev_update,
+    "missing": _ev_missing,
 }
 _PATH_TAGS = frozenset({"id", "index", "slice", "iter", "pipe", "comma", "if", "alt", "try",
                         "reduce", "foreach", "as", "label", "break", "def", "call"})
@@ -1277,11 +1325,14 @@ _PATH_TAGS = frozenset({"id", "index", "slice", "iter", "pipe", "comma", "if", "
 # ---------------------------------------------------------------------------------------------
 
 def _to_int(x: int | float) -> int:
+    """A number as an integer the way Go converts it: truncated, infinities clamped."""
     if isinstance(x, int):
         return x
-    if not math.isfinite(x):
-        raise JqError(f"cannot use {_num_text(x)} as an index")
-    return math.floor(x)
+    if x != x:
+        return 0
+    if math.isinf(x):
+        return (2**63 - 1) if x > 0 else -(2**63 - 1)
+    return int(x)
 
 
 def _index(v: object, k: object) -> object:
@@ -1303,15 +1354,19 @@ def _index(v: object, k: object) -> object:
                 i += len(v)
             return v[i] if 0 <= i < len(v) else None
         raise JqError(f"cannot index {_type(v)} with number")
-    if isinstance(k, dict) and (v is None or isinstance(v, (list, str))) and ("start" in k or "end" in k):
-        return _slice(v, k.get("start"), k.get("end"))
+    if isinstance(k, dict) and (v is None or isinstance(v, (list, str))):
+        if "start" not in k or "end" not in k:
+            raise JqError(f'expected "start" and "end" for slicing but got: {_desc(k)}')
+        return _slice(v, k["start"], k["end"])
     if isinstance(k, list) and (v is None or isinstance(v, list)):
         return _indices(v, k)
     raise JqError(f"cannot index {_type(v)} with {_type(k)}")
 
 
 def _slice_bounds(n: int, low: object, high: object) -> tuple[int, int]:
-    def clamp(x: object, default: int) -> int:
+    """[start, end) of a slice of n items: fractions widen it (start down, end up), negative
+    bounds count from the end, everything is clamped to the sequence."""
+    def clamp(x: object, default: int, rounding: Callable[[float], int]) -> int:
         if x is None:
             return default
         if not _is_num(x):
@@ -1320,13 +1375,13 @@ def _slice_bounds(n: int, low: object, high: object) -> tuple[int, int]:
             return 0
         if math.isinf(x):  # type: ignore[arg-type]
             return 0 if x < 0 else n  # type: ignore[operator]
-        i = _to_int(x)  # type: ignore[arg-type]
+        i = rounding(x)  # type: ignore[arg-type]
         if i < 0:
             i = max(0, i + n)
         return min(i, n)
 
-    start = clamp(low, 0)
-    return start, max(start, clamp(high, n))
+    start = clamp(low, 0, math.floor)
+    return start, max(start, clamp(high, n, math.ceil))
 
 
 def _slice(v: object, low: object, high: object) -> object:
@@ -1389,19 +1444,25 @@ def _setpath(v: object, path: Path | list, i: int, x: object) -> object:
     raise JqError(f"invalid path component {_brief(k)}")
 
 
+_DELETED = object()  # marks what delpaths removes, so every path refers to the original value
+
+
 def _delpaths(v: object, paths: list) -> object:
     if not isinstance(paths, list):
         raise JqError("paths must be specified as an array")
-    for path in sorted(paths, key=_sort_key, reverse=True):  # deepest and last first
+    for path in paths:
         if not isinstance(path, list):
             raise JqError("path must be specified as an array")
-        v = _delpath(v, path, 0) if path else None
-    return v
+        if not path:
+            return None
+        v = _mark(v, path, 0)
+    return _sweep(v)
 
 
-def _delpath(v: object, path: list, i: int) -> object:
-    if v is None:
-        return None
+def _mark(v: object, path: list, i: int) -> object:
+    """A copy of v with the value at path replaced by _DELETED (unchanged if it is absent)."""
+    if v is None or v is _DELETED:
+        return v
     k, last = path[i], i == len(path) - 1
     if isinstance(k, str):
         if not isinstance(v, dict):
@@ -1409,10 +1470,7 @@ def _delpath(v: object, path: list, i: int) -> object:
         if k not in v:
             return v
         out = dict(v)
-        if last:
-            del out[k]
-        else:
-            out[k] = _delpath(v[k], path, i + 1)
+        out[k] = _DELETED if last else _mark(v[k], path, i + 1)
         return out
     if not isinstance(v, list):
         raise JqError(f"cannot delete {_type(k)} index of {_type(v)}")
@@ -1423,16 +1481,26 @@ def _delpath(v: object, path: list, i: int) -> object:
         if not 0 <= idx < len(v):
             return v
         items = list(v)
-        if last:
-            del items[idx]
-        else:
-            items[idx] = _delpath(v[idx], path, i + 1)
+        items[idx] = _DELETED if last else _mark(v[idx], path, i + 1)
         return items
     if isinstance(k, dict):
         start, end = _slice_bounds(len(v), k.get("start"), k.get("end"))
-        middle = [] if last else _delpath(v[start:end], path, i + 1)
+        middle = [_DELETED] * (end - start) if last else _mark(v[start:end], path, i + 1)
         return v[:start] + middle + v[end:]  # type: ignore[operator]
     raise JqError(f"invalid path component {_brief(k)}")
+
+
+def _sweep(v: object) -> object:
+    """v without the _DELETED marks; untouched containers are returned as they are."""
+    if isinstance(v, list):
+        items = [_sweep(x) for x in v if x is not _DELETED]
+        same = len(items) == len(v) and all(a is b for a, b in zip(items, v))
+        return v if same else items
+    if isinstance(v, dict):
+        out = {k: _sweep(x) for k, x in v.items() if x is not _DELETED}
+        same = len(out) == len(v) and all(out[k] is v[k] for k in out)
+        return v if same else out
+    return v
 
 
 def _add(a: object, b: object) -> object:
@@ -1465,7 +1533,7 @@ def _multiply(a: object, b: object) -> object:
     if isinstance(b, str) and _is_num(a):
         a, b = b, a
     if isinstance(a, str) and _is_num(b):
-        if b < 0:  # type: ignore[operator]
+        if b != b or b < 0:  # type: ignore[operator]
             return None
         count = int(min(b, 2**31))  # type: ignore[type-var]
         if len(a) * count >= 2**28:
@@ -1486,7 +1554,7 @@ def _deep_merge(a: dict, b: dict) -> dict:
 def _divide(a: object, b: object) -> object:
     if _is_num(a) and _is_num(b):
         if b == 0:
-            raise JqError(f"{_desc(a)} and {_desc(b)} cannot be divided because the divisor is zero")
+            raise JqError(f"cannot divide {_desc(a)} by: {_desc(b)}")
         if isinstance(a, int) and isinstance(b, int) and a % b == 0:
             return a // b
         try:
@@ -1504,7 +1572,7 @@ def _modulo(a: object, b: object) -> object:
             return math.nan
         x, y = _to_int(a), _to_int(b)  # type: ignore[arg-type]
         if y == 0:
-            raise JqError(f"{_desc(a)} and {_desc(b)} cannot be divided because the divisor is zero")
+            raise JqError(f"cannot modulo {_desc(a)} by: {_desc(b)}")
         r = abs(x) % abs(y)
         return -r if x < 0 else r  # the sign of the dividend, as in Go and C
     raise JqError(f"{_desc(a)} and {_desc(b)} cannot be divided")
@@ -1535,10 +1603,15 @@ def _native(name: str, arity: int, *, paths: bool = False) -> Callable[[Native],
     return register
 
 
-def _function(*names: str, arity: int = 0) -> Callable[[Callable], Callable]:
-    """Register fn(v, *args) -> value; it runs once per combination of argument outputs."""
+def _function(*names: str, arity: int = 0, last_slowest: bool = False) -> Callable[[Callable], Callable]:
+    """Register fn(v, *args) -> value; it runs once per combination of argument outputs, the
+    first argument varying slowest (like jq's `def f($a; $b)`), or the last (gojq internals)."""
     def register(fn: Callable) -> Callable:
         def impl(env: _Env, v: object, p: Path | None, args: tuple) -> Stream:
+            if last_slowest:
+                for values in _arg_product(args[::-1], env, v):
+                    yield fn(v, *values[::-1]), None
+                return
             for values in _arg_product(args, env, v):
                 yield fn(v, *values), None
         for name in names:
@@ -1763,7 +1836,7 @@ def _all2(env, v, p, args):
 def _range(start: object, end: object, step: object) -> Stream:
     for x in (start, end, step):
         if not _is_num(x):
-            raise JqError(f"range bounds must be numbers, not {_desc(x)}")
+            raise JqError(f"range cannot be applied to: {_desc(x)}")
     x = start
     while (step > 0 and x < end) or (step < 0 and x > end):  # type: ignore[operator]
         yield x, None
@@ -1835,11 +1908,6 @@ def _max_by(env, v, p, args):
     yield (pairs[-1][1] if pairs else None), None
 
 
-@_function("not")
-def _not(v):
-    return not _truthy(v)
-
-
 @_function("length")
 def _length(v):
     if v is None:
@@ -1849,12 +1917,6 @@ def _length(v):
     if _is_num(v):
         return abs(v)
     return len(v)
-
-
-@_function("utf8bytelength")
-def _utf8bytelength(v):
-    _need_str("utf8bytelength", v)
-    return len(v.encode("utf-8", "surrogatepass"))
 
 
 @_function("keys", "keys_unsorted")
@@ -1877,16 +1939,26 @@ def _has(v, k):
     raise JqError(f"cannot check whether {_type(v)} has a {_type(k)} key")
 
 
+def _contained(v: object, x: object) -> bool:
+    """contains() inside containers, where a type mismatch is just false."""
+    try:
+        return _contains(v, x)
+    except JqError:
+        return False
+
+
 @_function("contains", arity=1)
 def _contains(v, x):
     if isinstance(v, dict) and isinstance(x, dict):
-        return all(k in v and _contains(v[k], y) for k, y in x.items())
+        return all(k in v and _contained(v[k], y) for k, y in x.items())
     if isinstance(v, list) and isinstance(x, list):
-        return all(any(_contains(item, y) for item in v) for y in x)
+        return all(any(_contained(item, y) for item in v) for y in x)
     if isinstance(v, str) and isinstance(x, str):
         return x in v
-    if _type(v) == _type(x):
+    if _is_num(v) and _is_num(x):
         return _equal(v, x)
+    if _type(v) == _type(x) and _equal(v, x):  # equal nulls or booleans; unequal ones are errors
+        return True
     raise JqError(f"{_desc(v)} and {_desc(x)} cannot have their containment checked")
 
 
@@ -1903,14 +1975,13 @@ def _add_all(v):
     return total
 
 
-@_function("any")
-def _any0(v):
-    return any(_truthy(x) for x in _items(v))
-
-
-@_function("all")
-def _all0(v):
-    return all(_truthy(x) for x in _items(v))
+def _cbrt(x: float) -> float:
+    """Cube root, corrected to the nearest float (C's cbrt may be one unit off)."""
+    r = math.cbrt(x)
+    if not math.isfinite(r) or r == 0:
+        return r
+    candidates = (r, math.nextafter(r, math.inf), math.nextafter(r, -math.inf))
+    return min(candidates, key=lambda c: abs(Fraction(c) ** 3 - Fraction(x)))
 
 
 def _round(x: float) -> float:
@@ -1920,7 +1991,7 @@ def _round(x: float) -> float:
 
 _MATH = {
     "floor": math.floor, "ceil": math.ceil, "round": _round, "trunc": math.trunc,
-    "fabs": math.fabs, "sqrt": math.sqrt, "cbrt": lambda x: math.copysign(abs(x) ** (1 / 3), x),
+    "fabs": math.fabs, "sqrt": math.sqrt, "cbrt": _cbrt,
     "exp": math.exp, "exp2": lambda x: 2.0 ** x, "exp10": lambda x: 10.0 ** x, "log": math.log,
     "log2": math.log2, "log10": math.log10, "log1p": math.log1p, "expm1": math.expm1,
     "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
@@ -1949,7 +2020,7 @@ for _name, _fn in _MATH.items():
 del _name, _fn
 
 
-@_function("pow", arity=2)
+@_function("pow", arity=2, last_slowest=True)
 def _pow(v, a, b):
     if not (_is_num(a) and _is_num(b)):
         raise JqError(f"pow cannot be applied to: {_desc(a)}, {_desc(b)}")
@@ -1961,55 +2032,14 @@ def _pow(v, a, b):
         return math.nan
 
 
-@_function("abs")
-def _abs(v):
-    if not _is_num(v):
-        raise JqError(f"abs cannot be applied to: {_desc(v)}")
-    return abs(v)
-
-
-@_function("infinite")
-def _infinite(v):
-    return math.inf
-
-
-@_function("nan")
-def _nan(v):
-    return math.nan
-
-
-@_function("isinfinite")
-def _isinfinite(v):
-    if not _is_num(v):
-        raise JqError(f"isinfinite cannot be applied to: {_desc(v)}")
-    return math.isinf(v)
-
-
 @_function("isnan")
 def _isnan(v):
-    if not _is_num(v):
+    if v is not None and not _is_num(v):
         raise JqError(f"isnan cannot be applied to: {_desc(v)}")
-    return v != v
+    return v is not None and v != v
 
 
-@_function("isnormal")
-def _isnormal(v):
-    if not _is_num(v):
-        raise JqError(f"isnormal cannot be applied to: {_desc(v)}")
-    return math.isfinite(v) and abs(v) >= 2.2250738585072014e-308
-
-
-@_function("type")
-def _type_fn(v):
-    return _type(v)
-
-
-@_function("tostring")
-def _tostring_fn(v):
-    return _tostring(v)
-
-
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @_function("tonumber")
@@ -2017,9 +2047,9 @@ def _tonumber(v):
     if _is_num(v):
         return v
     if isinstance(v, str):
-        if _JSON_NUMBER.fullmatch(v):
-            return float(v) if any(c in v for c in ".eE") else int(v)
-        raise JqError(f"cannot parse {_brief(v)} as a number")
+        if not _NUMBER_TEXT.fullmatch(v):
+            raise JqError(f"tonumber cannot be applied to {_brief(v)}: invalid number")
+        return float(v) if any(c in v for c in ".eE") else int(v)
     raise JqError(f"tonumber cannot be applied to: {_desc(v)}")
 
 
@@ -2027,14 +2057,11 @@ def _tonumber(v):
 def _toboolean(v):
     if v is True or v is False:
         return v
-    if v in ("true", "false"):
-        return v == "true"
+    if isinstance(v, str):
+        if v in ("true", "false"):
+            return v == "true"
+        raise JqError(f"toboolean cannot be applied to {_brief(v)}: invalid boolean")
     raise JqError(f"toboolean cannot be applied to: {_desc(v)}")
-
-
-@_function("tojson")
-def _tojson(v):
-    return _dumps(v)
 
 
 def _reject_constant(name: str) -> object:
@@ -2051,16 +2078,16 @@ def _fromjson(v):
 
 
 @_function("sort")
-def _sort(v):
+def _sort(v, name: str = "sort"):
     if not isinstance(v, list):
-        raise JqError(f"{_desc(v)} cannot be sorted, as it is not an array")
+        raise JqError(f"{name} cannot be applied to: {_desc(v)}")
     return sorted(v, key=_sort_key)
 
 
 @_function("unique")
 def _unique(v):
     out: list = []
-    for x in _sort(v):
+    for x in _sort(v, "unique"):
         if not out or not _equal(out[-1], x):
             out.append(x)
     return out
@@ -2068,13 +2095,13 @@ def _unique(v):
 
 @_function("min")
 def _min(v):
-    ordered = _sort(v)
+    ordered = _sort(v, "min")
     return ordered[0] if ordered else None
 
 
 @_function("max")
 def _max(v):
-    ordered = _sort(v)  # stable, so the last of equal maxima wins, as in jq
+    ordered = _sort(v, "max")  # stable, so the last of equal maxima wins, as in jq
     return ordered[-1] if ordered else None
 
 
@@ -2088,20 +2115,15 @@ def _reverse(v):
 
 
 def _flatten(v: object, depth: float) -> list:
-    if not isinstance(v, list):
+    if not isinstance(v, (list, dict)):
         raise JqError(f"flatten cannot be applied to: {_desc(v)}")
     out: list = []
-    for x in v:
+    for x in _items(v):
         if isinstance(x, list) and depth != 0:
             out.extend(_flatten(x, depth - 1))
         else:
             out.append(x)
     return out
-
-
-@_function("flatten")
-def _flatten0(v):
-    return _flatten(v, math.inf)
 
 
 @_function("flatten", arity=1)
@@ -2119,12 +2141,6 @@ def _transpose(v):
     return [[row[i] if i < len(row) else None for row in v] for i in range(width)]
 
 
-@_function("explode")
-def _explode(v):
-    _need_str("explode", v)
-    return [ord(c) for c in v]
-
-
 @_function("implode")
 def _implode(v):
     if not isinstance(v, list) or not all(_is_num(c) for c in v):
@@ -2138,22 +2154,6 @@ def _ascii(v):
     if not _is_num(v) or not 0 <= v <= 127:
         raise JqError("ascii only takes integers from 0 to 127")
     return chr(int(v))
-
-
-_DOWN = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
-_UP = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}
-
-
-@_function("ascii_downcase")
-def _ascii_downcase(v):
-    _need_str("ascii_downcase", v)
-    return v.translate(_DOWN)
-
-
-@_function("ascii_upcase")
-def _ascii_upcase(v):
-    _need_str("ascii_upcase", v)
-    return v.translate(_UP)
 
 
 @_function("startswith", arity=1)
@@ -2187,24 +2187,6 @@ def _trimstr(v, x):
     return _rtrimstr(_ltrimstr(v, x), x)
 
 
-@_function("trim")
-def _trim(v):
-    _need_str("trim", v)
-    return v.strip()
-
-
-@_function("ltrim")
-def _ltrim(v):
-    _need_str("ltrim", v)
-    return v.lstrip()
-
-
-@_function("rtrim")
-def _rtrim(v):
-    _need_str("rtrim", v)
-    return v.rstrip()
-
-
 def _split(s: str, sep: str) -> list:
     return list(s) if sep == "" else s.split(sep)
 
@@ -2218,6 +2200,8 @@ def _split1(v, sep):
 
 @_function("join", arity=1)
 def _join(v, sep):
+    if sep is None:
+        sep = ""
     if not isinstance(sep, str):
         raise JqError(f"join separator must be a string, not {_desc(sep)}")
     parts = []
@@ -2238,7 +2222,7 @@ def _indices(v: object, x: object) -> object:
         return None
     if isinstance(v, str) and isinstance(x, str):
         if not x:
-            return None
+            return []
         found, i = [], v.find(x)
         while i >= 0:
             found.append(i)
@@ -2248,7 +2232,7 @@ def _indices(v: object, x: object) -> object:
         if not isinstance(x, list):
             return [i for i, y in enumerate(v) if _equal(y, x)]
         if not x:
-            return None
+            return []
         n = len(x)
         return [i for i in range(len(v) - n + 1) if all(_equal(v[i + j], x[j]) for j in range(n))]
     raise JqError(f"cannot determine the indices of {_desc(x)} in {_desc(v)}")
@@ -2271,7 +2255,7 @@ def _rindex_fn(v, x):
     return found[-1] if found else None
 
 
-@_function("setpath", arity=2)
+@_function("setpath", arity=2, last_slowest=True)
 def _setpath_fn(v, path, x):
     if not isinstance(path, list):
         raise JqError("path must be specified as an array")
@@ -2297,21 +2281,6 @@ def _from_entries(v):
             raise JqError(f"object keys must be strings, not {_desc(key)}")
         out[key] = entry["value"] if "value" in entry else entry.get("Value", entry.get("v"))
     return out
-
-
-@_function("env")
-def _env(v):
-    return {}
-
-
-@_function("input_filename")
-def _input_filename(v):
-    return None
-
-
-@_function("now")
-def _now(v):
-    return time.time()
 
 
 _ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
@@ -2362,16 +2331,60 @@ def _strftime(v, fmt):
     return time.strftime(fmt, _broken_down(v, "strftime"))
 
 
+def _on(kind: str, name: str, fn: Callable[[object], object]) -> Callable[[object], object]:
+    """fn behind a check that the input is a number or a string (else `name cannot be applied`)."""
+    check = _is_num if kind == "number" else (lambda v: isinstance(v, str))
+
+    def apply(v: object) -> object:
+        if not check(v):
+            raise JqError(f"{name} cannot be applied to: {_desc(v)}")
+        return fn(v)
+    return apply
+
+
+_ASCII_DOWN = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+_ASCII_UP = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}
+
+_SIMPLE: dict[str, Callable[[object], object]] = {
+    "not": lambda v: not _truthy(v),
+    "type": _type,
+    "tostring": _tostring,
+    "tojson": _dumps,
+    "any": lambda v: any(_truthy(x) for x in _items(v)),
+    "all": lambda v: all(_truthy(x) for x in _items(v)),
+    "flatten": lambda v: _flatten(v, math.inf),
+    "infinite": lambda v: math.inf,
+    "nan": lambda v: math.nan,
+    "isinfinite": lambda v: _is_num(v) and math.isinf(v),
+    "isfinite": lambda v: _is_num(v) and not math.isinf(v),
+    "isnormal": lambda v: _is_num(v) and math.isfinite(v) and abs(v) >= 2.2250738585072014e-308,
+    "abs": _on("number", "abs", abs),
+    "utf8bytelength": _on("string", "utf8bytelength", lambda s: len(s.encode("utf-8", "surrogatepass"))),
+    "explode": _on("string", "explode", lambda s: [ord(c) for c in s]),
+    "ascii_downcase": _on("string", "ascii_downcase", lambda s: s.translate(_ASCII_DOWN)),
+    "ascii_upcase": _on("string", "ascii_upcase", lambda s: s.translate(_ASCII_UP)),
+    "trim": _on("string", "trim", str.strip),
+    "ltrim": _on("string", "ltrim", str.lstrip),
+    "rtrim": _on("string", "rtrim", str.rstrip),
+    "env": lambda v: {},  # Dagu gives gojq no environment
+    "input_filename": lambda v: None,
+    "now": lambda v: time.time(),
+}
+for _name, _fn in _SIMPLE.items():
+    _function(_name)(_fn)
+del _name, _fn
+
+
 # -- regular expressions (Python's re standing in for Oniguruma / Go's regexp) --------------------
 
 @functools.lru_cache(maxsize=128)
 def _regex(pattern: str, flags: str) -> tuple[re.Pattern, bool, bool]:
     """(compiled, global, skip empty matches) for a jq regex and flag string."""
     options = 0
-    for flag in flags:
-        if flag not in "gixsnlp":
+    for flag in flags:  # gojq knows g, i and m (dot matches newline); x, s, n, l, p are jq's
+        if flag not in "gimxsnlp":
             raise JqError(f"{flags} is not a valid modifier string")
-        options |= {"i": re.IGNORECASE, "x": re.VERBOSE, "s": re.DOTALL}.get(flag, 0)
+        options |= {"i": re.IGNORECASE, "x": re.VERBOSE, "s": re.DOTALL, "m": re.DOTALL}.get(flag, 0)
     source = re.sub(r"\(\?<([A-Za-z_][A-Za-z0-9_]*)>", r"(?P<\1>", pattern)
     try:
         compiled = re.compile(source, options)
@@ -2452,16 +2465,22 @@ def _split2(v, pattern, flags):
     return pieces
 
 
-def _substitute(env: _Env, v: str, matches: list, replacement: tuple, i: int = 0, pos: int = 0) -> Iterator[str]:
-    if i == len(matches):
-        yield v[pos:]
-        return
-    m = matches[i]
-    for text in _values(replacement, env, dict(m.groupdict())):
-        if not isinstance(text, str):
-            raise JqError(f"{_desc(text)} cannot be added to a string")
-        for rest in _substitute(env, v, matches, replacement, i + 1, m.end()):
-            yield v[pos:m.start()] + text + rest
+def _substitute(env: _Env, v: str, matches: list, replacement: tuple) -> list[str]:
+    """gojq's sub: the replacement runs on each match's named captures; its k-th outputs make
+    the k-th result; no output at all leaves the string as it is."""
+    results: list[str] = []
+    position = 0
+    for m in matches:
+        gap = v[position:m.start()]
+        for k, text in enumerate(_values(replacement, env, dict(m.groupdict()))):
+            if not isinstance(text, str):
+                raise JqError(f"{_desc(text)} cannot be added to a string")
+            if k < len(results):
+                results[k] += gap + text
+            else:
+                results.append(gap + text)
+        position = m.end()
+    return [r + v[position:] for r in results] or [v]
 
 
 def _register_sub(name: str, global_: bool) -> None:
@@ -2489,9 +2508,10 @@ def _row(name: str, v: object, sep: str, quote: Callable[[str], str]) -> str:
         if isinstance(x, (list, dict)):
             raise JqError(f"@{name} cannot format an array including: {_desc(x)}")
         if isinstance(x, str):
-            cells.append(quote(x))
+            cells.append(quote(x.replace("\x00", "\\0") if name != "tsv" else x))
         else:
-            cells.append("" if x is None and name != "sh" else _dumps(x))
+            text = _dumps(x)  # null and NaN ("null") make empty cells, except for @sh
+            cells.append("" if text == "null" and name != "sh" else text)
     return sep.join(cells)
 
 
@@ -2519,7 +2539,7 @@ def _format(name: str, v: object) -> str:
         return _row("csv", v, ",", lambda s: '"' + s.replace('"', '""') + '"')
     if name == "tsv":
         return _row("tsv", v, "\t", lambda s: s.replace("\\", "\\\\").replace("\t", "\\t")
-                    .replace("\r", "\\r").replace("\n", "\\n"))
+                    .replace("\r", "\\r").replace("\n", "\\n").replace("\x00", "\\0"))
     if name == "sh":
         return _row("sh", v if isinstance(v, list) else [v], " ",
                     lambda s: "'" + s.replace("'", "'\\''") + "'")
@@ -2564,7 +2584,7 @@ def arrays: select(type == "array");
 def objects: select(type == "object");
 def iterables: select(type | . == "array" or . == "object");
 def scalars: select(type | . != "array" and . != "object");
-def finites: select(isinfinite or isnan | not);
+def finites: select(isinfinite | not);
 def normals: select(isnormal);
 def first: .[0];
 def last: .[-1];
@@ -2683,11 +2703,15 @@ def run(query: str, input_text: str, raw: bool = False) -> str:
 
 
 def execute(query: str, input_text: str, raw: bool = False) -> tuple[str, str]:
-    """(stdout, stderr) exactly as Dagu's jq executor writes them: each result plus a newline;
-    a runtime error ends the stream, is reported on stderr as `failed to run jq query: <error>`
-    and does not fail the step. Invalid JSON input or an invalid query still raise JqError."""
+    """(stdout, stderr) as Dagu's jq executor writes them: each result plus a newline. A runtime
+    error, or an undefined function/variable, ends the stream and is reported on stderr as
+    `failed to run jq query: <error>` without failing the step (gojq hands those out through
+    the result iterator). Invalid JSON input or a syntax error raise JqError: the step fails."""
     value = parse_input(input_text)
-    program = compile(query)
+    try:
+        program = compile(query)
+    except _CompileError as e:
+        return "", f"failed to run jq query: {e.message}"
     lines: list[str] = []
     try:
         for x in program.iter(value):

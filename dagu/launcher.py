@@ -9,7 +9,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -139,3 +141,73 @@ def spawn(args: list[str], env: Mapping[str, str] | None = None, cwd: str | None
                             stdout=subprocess.DEVNULL if detached else None,
                             stderr=subprocess.DEVNULL if detached else None,
                             start_new_session=detached, close_fds=True)
+
+
+# -- waking the scheduler ---------------------------------------------------------------------
+# Runs and enqueues send one datagram to the scheduler's socket, so a freed slot or a new queued
+# run is noticed at once; the scheduler still re-checks on a slow timer in case one is lost.
+
+def notify_path(data_dir: str) -> str:
+    """The scheduler's wake-up socket."""
+    return os.path.join(data_dir, "scheduler.sock")
+
+
+def notify_scheduler(data_dir: str) -> None:
+    """Wake the scheduler (best effort: no scheduler, no harm)."""
+    path = notify_path(data_dir)
+    if not os.path.exists(path):
+        return
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.sendto(b"!", path)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+class WakeSocket:
+    """The scheduler's end: wait() returns when notified or after the timeout."""
+
+    def __init__(self, data_dir: str):
+        self.path = notify_path(data_dir)
+        os.makedirs(data_dir, exist_ok=True)
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+        self._r, self._w = os.pipe()   # for in-process wake-ups (thread -> loop)
+
+    def wake(self) -> None:
+        """Wake the waiting loop from another thread of this process."""
+        try:
+            os.write(self._w, b"!")
+        except OSError:
+            pass
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a notification (True) or the timeout (False); drains what is pending."""
+        ready, _, _ = select.select([self.sock, self._r], [], [], max(0.0, timeout))
+        for source in ready:
+            try:
+                if source is self.sock:
+                    while True:
+                        self.sock.recv(64)
+                else:
+                    os.read(self._r, 4096)
+            except (BlockingIOError, OSError):
+                pass
+        return bool(ready)
+
+    def close(self) -> None:
+        self.sock.close()
+        for fd in (self._r, self._w):
+            os.close(fd)
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass

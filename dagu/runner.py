@@ -14,7 +14,7 @@ from dagu.config import Config
 from dagu.dags import read_text
 from dagu.engine import Engine
 from dagu.errors import AlreadyRunning, NotFound
-from dagu.launcher import RunLock, lock_path, reconcile
+from dagu.launcher import RunLock, lock_path, notify_scheduler, reconcile
 from dagu.logs import run_log_dir, run_log_path
 from dagu.model import DAG
 from dagu.runrecord import new_record, rfc3339
@@ -85,6 +85,7 @@ def execute(config: Config, req: RunRequest, clock: Clock | None = None) -> RunS
     finally:
         lock.release()
         store.close()
+        notify_scheduler(config.data_dir)   # a slot is free: the queue can move now
 
 
 def _start_record(store: RunStore, config: Config, req: RunRequest, lock: str, clock: Clock) -> dict:

@@ -1,0 +1,76 @@
+"""Long-running processes: the scheduler (and, with the API, the server and start-all).
+
+Order matters at start: take the scheduler lock, fork the fork server (no thread, no database
+yet), then open the store and start threads."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from dagu.config import Config
+from dagu.forkserver import ForkServer
+from dagu.launcher import WakeSocket, spawn
+from dagu.scheduler import Scheduler, SchedulerLock
+from dagu.store import RunStore
+
+log = logging.getLogger("dagu")
+
+
+def setup_logging(debug: bool = False) -> None:
+    """One line per event on stderr (systemd's journal adds the time)."""
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class Launcher:
+    """Starts runner processes: through the fork server, else a new interpreter."""
+
+    def __init__(self, fork: ForkServer, wake: WakeSocket | None):
+        self.fork = fork
+        self.wake = wake
+
+    def __call__(self, args: list[str]) -> None:
+        if self.fork.spawn(args) is not None:
+            return
+        proc = spawn(args)
+        # reap it, and wake the loop the moment it ends (its slot is free)
+        threading.Thread(target=self._reap, args=(proc,), daemon=True).start()
+
+    def _reap(self, proc) -> None:
+        proc.wait()
+        if self.wake is not None:
+            self.wake.wake()
+
+
+def _stop_on_signals(stop: threading.Event, wake: WakeSocket) -> None:
+    def handler(signum, _frame):
+        log.info("signal %d: shutting down (runs keep going)", signum)
+        stop.set()
+        wake.wake()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+def run_scheduler(config: Config) -> int:
+    """`dagu scheduler`: cron and queue until SIGTERM/SIGINT."""
+    setup_logging(config.debug)
+    lock = SchedulerLock(config.data_dir)
+    lock.acquire()
+    fork = ForkServer()
+    fork.start()
+    store = RunStore(config.db_path)
+    wake = WakeSocket(config.data_dir)
+    stop = threading.Event()
+    _stop_on_signals(stop, wake)
+    log.info("scheduler started: dags=%s data=%s", config.dags_dir, config.data_dir)
+    try:
+        Scheduler(config, store, Launcher(fork, wake)).serve(stop, wake)
+    finally:
+        wake.close()
+        fork.close()
+        store.close()
+        lock.release()
+    log.info("scheduler stopped")
+    return 0
