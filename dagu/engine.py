@@ -53,6 +53,7 @@ class Engine:
         self.running = 0
         self.threads: list[threading.Thread] = []
         self.preconditions: list[dict] = []
+        self.saver = ProgressSaver(self._write_progress)
         if previous is not None:
             self._restore(previous, retry_step)
 
@@ -96,10 +97,17 @@ class Engine:
         return {"step": {"name": name}} if slim else self.static[name]
 
     def save(self) -> None:
-        """Persist the run's progress (one small transaction)."""
+        """Ask for the run's progress to be persisted (by the saver thread, soon)."""
+        self.saver.request()
+
+    def _write_progress(self) -> None:
         with self.cond:
             record = self.snapshot(slim=True)
         self.save_record(record)
+
+    def close(self) -> None:
+        """Write any pending progress and stop the saver (before the final record is written)."""
+        self.saver.stop()
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> RunStatus:
@@ -492,3 +500,39 @@ class Engine:
             if failed:
                 self.last_error = node.error
             self.save()
+
+
+class ProgressSaver:
+    """Writes progress on its own thread. Requests that arrive while a write is in flight
+    coalesce into one more write of the latest state, so steps never wait for the database."""
+
+    def __init__(self, write: Callable[[], None]):
+        self.write = write
+        self.cond = threading.Condition()
+        self.dirty = False
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, name="progress-saver", daemon=True)
+        self.thread.start()
+
+    def request(self) -> None:
+        with self.cond:
+            self.dirty = True
+            self.cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.dirty or self.stopping)
+                if not self.dirty and self.stopping:
+                    return
+                self.dirty = False
+            try:
+                self.write()
+            except Exception:   # a failed progress write is retried by the next one
+                pass
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.thread.join()

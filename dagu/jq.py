@@ -11,7 +11,16 @@ Where jq and gojq differ this module follows gojq, since that is what Dagu runs:
   * numbers decoded from the step input are floats (Go's float64) while integer results of
     `length`, `keys`, integer arithmetic and so on stay ints; printed JSON looks the same either
     way, raw output prints floats the way Go's fmt does (`1e+06`);
-  * evaluation stops at the first uncaught error; results produced before it stand.
+  * evaluation stops at the first uncaught error; results produced before it stand;
+  * `?` drops the errors of the last suffix only (`[.[].a?]` keeps going), `//` ignores errors
+    on its left, `try` stops its body at the first error.
+
+Not supported: `?//` destructuring alternatives, modules (`import`, `include`), `input`,
+`inputs`, `$__prog_args`, `halt`, paths through variables (`path($x)`),
+`strptime`/`localtime` (dates: `now`, `todate`, `fromdate`, `strftime`, `gmtime`, `mktime`).
+`debug` and `stderr` pass values through without printing. Regexes run on Python's `re`
+(gojq uses Go's RE2; named groups `(?<n>...)` are translated). Recursion is Python recursion:
+about 250 nested calls of a recursive jq function, or `walk` over ~90 levels of nesting.
 
 Layout: value helpers and JSON text; lexer and recursive-descent parser (query text -> AST of
 tuples `(tag, ...)`); a checker for undefined functions, variables and labels; the evaluator, in
@@ -2667,6 +2676,8 @@ def parse_input(text: str) -> object:
     floats; NaN, Infinity and trailing data are errors."""
     try:
         return json.loads(text, parse_int=float, parse_constant=_reject_constant)
+    except RecursionError:
+        raise JqError("invalid JSON input: nested too deeply") from None
     except json.JSONDecodeError as e:
         raise JqError(f"invalid JSON input: {e.msg} at line {e.lineno} column {e.colno}") from None
     except JqError as e:
@@ -2677,6 +2688,13 @@ def format_result(value: object, raw: bool = False) -> str:
     """One result as Dagu prints it (without the newline): JSON indented by four spaces with
     sorted keys; raw: strings bare, null empty, numbers and booleans as Go prints them,
     arrays and objects compact."""
+    try:
+        return _format_result(value, raw)
+    except RecursionError:
+        raise JqError("result nested too deeply to print") from None
+
+
+def _format_result(value: object, raw: bool) -> str:
     if not raw:
         return _dumps(value, "    ", go=True)
     if isinstance(value, str):

@@ -132,6 +132,7 @@ def _run(store: RunStore, config: Config, req: RunRequest, record: dict, run_dir
         status = engine.run()
     finally:
         restore()
+        engine.close()
     with engine.cond:
         final = engine.snapshot()
     final.update(status=int(status), statusLabel=status.label,
