@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scheduler", help="run cron schedules and the queue (foreground)")
     p.add_argument("-d", "--dags", help="DAGs directory")
     _config_flag(p)
+    for verb, text in (("server", "serve the REST API (no scheduler)"),
+                       ("start-all", "serve the REST API and run the scheduler")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("-s", "--host", help="address to listen on (DAGU_HOST, default 127.0.0.1)")
+        p.add_argument("-p", "--port", type=int, help="port (DAGU_PORT, default 8080)")
+        p.add_argument("-d", "--dags", help="DAGs directory")
+        _config_flag(p)
     p = sub.add_parser("history", help="list the runs of a DAG")
     _dag_args(p)
     p.add_argument("--json", action="store_true", help="print the runs as JSON")
@@ -180,6 +187,8 @@ COMMANDS = {
     "history": _with_config("cmd_history"),
     "dispatch": _with_config("cmd_dispatch"),
     "scheduler": _with_config("cmd_scheduler"),
+    "server": _with_config("cmd_server"),
+    "start-all": _with_config("cmd_start_all"),
 }
 
 

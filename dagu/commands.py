@@ -283,3 +283,15 @@ def cmd_scheduler(config: Config, args) -> int:
     """Run the scheduler in the foreground until SIGTERM/SIGINT."""
     from dagu.service import run_scheduler
     return run_scheduler(config)
+
+
+def cmd_server(config: Config, args) -> int:
+    """Serve the REST API until SIGTERM/SIGINT."""
+    from dagu.service import run_server
+    return run_server(config)
+
+
+def cmd_start_all(config: Config, args) -> int:
+    """Serve the REST API and run the scheduler in one process."""
+    from dagu.service import run_server
+    return run_server(config, with_scheduler=True)

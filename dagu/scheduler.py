@@ -39,6 +39,8 @@ class Fire:
     kind: str
     dag_file: DagFile
     at: datetime
+    expression: str = ""
+    catching_up: bool = False
 
 
 class SchedulerLock:
@@ -114,7 +116,8 @@ class Scheduler:
                 if first and kind == "start" and f.dag.catchup_window_sec:
                     since = self._catchup_start(f.dag, now, since)
                 for sched in schedules:
-                    fires += [Fire(kind, f, t) for t in self._times(sched.expression, since, now)]
+                    fires += [Fire(kind, f, t, sched.expression, t <= since_default)
+                              for t in self._times(sched.expression, since, now)]
         self.checked_until = now
         fires.sort(key=lambda fire: (fire.at, fire.dag_file.file_name))
         return fires
@@ -124,7 +127,7 @@ class Scheduler:
         if last is None:
             return default   # nothing was missed: this DAG never fired before
         window_start = now - timedelta(seconds=dag.catchup_window_sec)
-        return max(window_start, datetime.fromtimestamp(last * 60, timezone.utc))
+        return min(default, max(window_start, datetime.fromtimestamp(last * 60, timezone.utc)))
 
     def _times(self, expression: str, since: datetime, now: datetime) -> list[datetime]:
         schedule = self._cron(expression)
@@ -165,18 +168,20 @@ class Scheduler:
             return "restarted"
         if running:
             return "already running"
-        if dag.skip_if_successful and latest and self._succeeded_since_previous(dag, fire, latest):
+        if latest and not fire.catching_up and _started_since(latest, fire.at):
+            return "skipped: a run already started at or after the scheduled minute"
+        if dag.skip_if_successful and latest and self._succeeded_since_previous(fire, latest):
             return "skipped: succeeded since the previous scheduled time"
         self.launch(["start", "-q", fire.dag_file.path])
         return "started"
 
-    def _succeeded_since_previous(self, dag: DAG, fire: Fire, latest: dict) -> bool:
+    def _succeeded_since_previous(self, fire: Fire, latest: dict) -> bool:
         if latest["status"] != RunStatus.SUCCESS:
             return False
         started = parse_time(latest.get("startedAt", ""))
         if started is None:
             return False
-        previous = min(self._cron(s.expression).prev_fire(fire.at) for s in dag.schedule)
+        previous = self._cron(fire.expression).prev_fire(fire.at)
         return previous <= started < fire.at
 
     # -- queue ----------------------------------------------------------------------------------
@@ -225,15 +230,38 @@ class Scheduler:
         self.store.dequeue(*key)   # taken off the queue first: it can never start twice
         if record is None or record["status"] != RunStatus.QUEUED:
             return False
+        record["dispatchedAt"] = rfc3339(self.clock.now())
+        if not self.store.update_run_if(record, int(RunStatus.QUEUED)):
+            return False
         self.dispatched[key] = self.clock.monotonic()
-        self.launch(["dispatch", "--dag-run", f"{key[0]}:{key[1]}"])
+        try:
+            self.launch(["dispatch", "--dag-run", f"{key[0]}:{key[1]}"])
+        except Exception as exc:
+            log.exception("could not start queued run %s:%s", *key)
+            self._fail_dispatched(record, f"the runner could not be started: {exc}")
+            return False
         return True
+
+    def _fail_dispatched(self, record: dict, why: str) -> None:
+        failed = dict(record, status=int(RunStatus.FAILED), statusLabel=RunStatus.FAILED.label,
+                      finishedAt=rfc3339(self.clock.now()), error=why)
+        self.store.update_run_if(failed, int(RunStatus.QUEUED))
+        self.dispatched.pop((record["name"], record["dagRunId"]), None)
+
+    def sweep_dispatched(self) -> None:
+        """Runs handed to a runner that never started (it died first) become failed."""
+        now = self.clock.now()
+        for record in self.store.dispatched_runs():
+            at = parse_time(record.get("dispatchedAt", ""))
+            if at is not None and (now - at).total_seconds() > DISPATCH_GRACE_SEC:
+                self._fail_dispatched(record, "the run was dispatched but its runner never started")
 
     # -- housekeeping ---------------------------------------------------------------------------
     def housekeeping(self) -> None:
         """Mark runs whose runner died as failed; delete history past each DAG's retention."""
         for record in self.store.active_runs():
             reconcile_record(self.store, record, self.clock)
+        self.sweep_dispatched()
         now_ms = int(self.clock.now().timestamp() * 1000)
         for f in self.files:
             days = f.dag.hist_retention_days
@@ -254,6 +282,9 @@ class Scheduler:
                 outcome = self.handle(fire)
             except DaguError as exc:
                 outcome = f"failed: {exc.message}"
+            except Exception as exc:   # one failed launch must not cost the other fires
+                log.exception("fire %s of %s failed", fire.kind, fire.dag_file.file_name)
+                outcome = f"failed: {exc}"
             log.info("%s %s at %s: %s", fire.kind, fire.dag_file.file_name, rfc3339(fire.at), outcome)
         self.dispatch()
         if mono - self.last_housekeeping >= HOUSEKEEPING_SEC:
@@ -277,3 +308,9 @@ class Scheduler:
                 log.exception("scheduler pass failed")
             wake.wait(self.sleep_seconds())
 
+
+
+def _started_since(record: dict, scheduled: datetime) -> bool:
+    """Dagu's "job already finished": the latest run started in or after the scheduled minute."""
+    started = parse_time(record.get("startedAt", ""))
+    return started is not None and started.replace(second=0, microsecond=0) >= scheduled

@@ -74,3 +74,63 @@ def run_scheduler(config: Config) -> int:
         lock.release()
     log.info("scheduler stopped")
     return 0
+
+
+def run_server(config: Config, with_scheduler: bool = False) -> int:
+    """`dagu server` (API only) and `dagu start-all` (API and scheduler in one process)."""
+    from dagu.api.app import App, build_router
+    from dagu.api.server import DaguHTTPServer
+    from dagu.dags import DagRegistry
+    setup_logging(config.debug)
+    lock = SchedulerLock(config.data_dir) if with_scheduler else None
+    if lock:
+        lock.acquire()
+    fork = ForkServer()
+    fork.start()           # before any thread or database connection exists
+    store = RunStore(config.db_path)
+    wake = WakeSocket(config.data_dir) if with_scheduler else None
+    launcher = Launcher(fork, wake)
+    app = App(config, store, DagRegistry(config.dags_dir), launcher, scheduler_running=with_scheduler)
+    try:
+        server = DaguHTTPServer((config.host, config.port), app, build_router(), config.base_path,
+                                config.max_handler_threads)
+    except OSError as exc:
+        fork.close()
+        store.close()
+        if lock:
+            lock.release()
+        from dagu.errors import DaguError
+        raise DaguError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+    stop = threading.Event()
+    threads = [threading.Thread(target=server.serve_forever, name="http", daemon=True)]
+    if with_scheduler:
+        _stop_on_signals(stop, wake)
+        threads.append(threading.Thread(target=Scheduler(config, store, launcher).serve,
+                                        args=(stop, wake), name="scheduler", daemon=True))
+    else:
+        _stop_on_signals(stop, _NoWake())
+    for t in threads:
+        t.start()
+    host, port = server.server_address[:2]
+    log.info("listening on http://%s:%d%s/api/v2 (dags=%s)", host, port, config.base_path,
+             config.dags_dir)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
+        for t in threads[1:]:
+            t.join(timeout=10)
+        if wake:
+            wake.close()
+        fork.close()
+        store.close()
+        if lock:
+            lock.release()
+    log.info("stopped")
+    return 0
+
+
+class _NoWake:
+    def wake(self) -> None:
+        pass

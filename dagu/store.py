@@ -472,6 +472,14 @@ class RunStore:
         return self._rows(sql, (dag_name, kind))[0][0]
 
     def prune_fires(self, before_epoch: int) -> None:
-        """Forget claimed minutes older than the cutoff."""
+        """Forget claimed minutes older than the cutoff, except each (DAG, kind)'s latest one
+        (catch-up needs to know when a rarely firing DAG last fired)."""
         with self._write() as conn:
-            conn.execute("DELETE FROM schedule_fires WHERE minute < ?", (before_epoch,))
+            conn.execute("DELETE FROM schedule_fires WHERE minute < ? AND (dag_name, kind, minute)"
+                         " NOT IN (SELECT dag_name, kind, MAX(minute) FROM schedule_fires"
+                         " GROUP BY dag_name, kind)", (before_epoch,))
+
+    def dispatched_runs(self) -> list[dict]:
+        """Queued runs no longer in the queue: handed to a runner that has not started yet."""
+        return self._records(" WHERE status = 5 AND NOT EXISTS (SELECT 1 FROM queue q"
+                             " WHERE q.dag_name = runs.name AND q.run_id = runs.run_id)")
