@@ -1,4 +1,7 @@
-"""`executor: jq`: run a jq query (command) over JSON (script); results go to stdout."""
+"""`executor: jq`: run a jq query (command) over JSON (script); results go to stdout.
+
+As in Dagu, invalid input JSON or a query syntax error fails the step; an error while the query
+runs is reported on stderr after the results produced so far, and the step succeeds."""
 from __future__ import annotations
 
 from dagu import jq
@@ -13,13 +16,14 @@ class JqStep:
         query = evaluate(step.cmd_with_args, ctx.layers, step_props=ctx.step_props)
         data = evaluate(step.script, ctx.layers, step_props=ctx.step_props)
         try:
-            text = jq.run(query, data, raw=bool(step.executor.config.get("raw")))
+            out, err = jq.execute(query, data, raw=bool(step.executor.config.get("raw")))
         except jq.JqError as exc:
             raise StepFailed(str(exc)) from None
         ctx.stdout_offset = log_offset(ctx.node.stdout)
         with open(ctx.node.stdout, "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        open(ctx.node.stderr, "a").close()
+            fh.write(out)
+        with open(ctx.node.stderr, "a", encoding="utf-8") as fh:
+            fh.write(err + "\n" if err else "")
         return 0
 
     def stop(self, sig: int) -> None:
