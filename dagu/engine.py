@@ -202,8 +202,10 @@ class Engine:
             t = threading.Thread(target=self._node_thread, args=(node,), daemon=True)
             self.threads.append(t)
             t.start()
-            if self.dag.delay_sec:
-                self.cond.wait(timeout=self.dag.delay_sec)
+            if self.dag.delay_sec:   # Dagu waits delaySec after every step start
+                until = self.clock.monotonic() + self.dag.delay_sec
+                while not self.cancelled and self.clock.monotonic() < until:
+                    self.cond.wait(timeout=until - self.clock.monotonic())
         return started
 
     def _node_thread(self, node: NodeState) -> None:
