@@ -91,6 +91,7 @@ class DagFile:
     size: int
     dag: DAG | None
     error: str = ""
+    identity: tuple = ()    # (inode, ctime): an edit that keeps mtime and size still shows
 
 
 class DagRegistry:
@@ -139,7 +140,9 @@ class DagRegistry:
     def _load(self, path: str, name: str, st: os.stat_result) -> DagFile:
         with self._lock:
             cached = self._cache.get(name)
-        if cached and cached.mtime_ns == st.st_mtime_ns and cached.size == st.st_size:
+        identity = (st.st_ino, st.st_ctime_ns)
+        if (cached and cached.mtime_ns == st.st_mtime_ns and cached.size == st.st_size
+                and cached.identity == identity):
             return cached
         text = read_text(path)
         dag, error = None, ""
@@ -150,7 +153,7 @@ class DagRegistry:
                 dag = spec.load(text, spec.LoadOptions(location=path))
             except LoadError as exc:
                 error = f"reading {name} failed: " + "; ".join(exc.errors)
-        found = DagFile(strip_suffix(name), path, st.st_mtime_ns, st.st_size, dag, error)
+        found = DagFile(strip_suffix(name), path, st.st_mtime_ns, st.st_size, dag, error, identity)
         with self._lock:
             self._cache[name] = found
         return found

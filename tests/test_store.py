@@ -415,8 +415,10 @@ def test_claim_fire_once_across_two_stores(tmp_path):
         assert two.last_fire("a", "start") == 160
         assert one.last_fire("a", "restart") is None
         two.prune_fires(150)
-        assert one.last_fire("a", "stop") is None
+        # old claims go, but each (DAG, kind) keeps its latest: catch-up needs it
+        assert one.last_fire("a", "stop") == 100
         assert one.last_fire("a", "start") == 160
+        assert one.claim_fire("a", "start", 100) is True   # the older (a, start) claim was pruned
 
 
 def _race(threads: int, action, path: str, shared: bool = False) -> list:
