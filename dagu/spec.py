@@ -29,6 +29,7 @@ TOP_LEVEL_KEYS = (
 )
 # Base-config list fields are appended (base first) rather than replaced, as Dagu's merge does.
 _APPENDED_FIELDS = ("env", "tags", "params", "dotenv")
+MAX_FILE_NAME = 200
 _NAME_FROM_FILE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -238,9 +239,12 @@ class _Builder:
             self.error(f.raw, None, f"DAG at index {index} must have a name in multi-DAG file")
             return f"#{index}"
         name = self._name_from_file()
-        if name and (len(name) > 40 or not _NAME_FROM_FILE.match(name)):
+        # Dagu allows 40 characters; we allow what the API accepts as a file name (200), so a
+        # DAG created through POST /dags always loads.
+        if name and (len(name) > MAX_FILE_NAME or not _NAME_FROM_FILE.match(name)):
             self.problems.append(f"{self.pos.source}: DAG name {name!r} (from the file name) must be "
-                                 "at most 40 characters of letters, digits, '_', '.' and '-'")
+                                 f"at most {MAX_FILE_NAME} characters of letters, digits, '_', "
+                                 "'.' and '-'")
         return name
 
     def _type(self, f: Fields) -> str:

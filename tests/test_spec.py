@@ -472,8 +472,9 @@ def test_failing_backtick_in_env_is_a_load_error_for_a_run():
 
 
 def test_file_name_must_be_a_valid_dag_name_when_no_name_given():
-    errors = load_errors("steps: []\n", location="/dags/" + "n" * 41 + ".yaml")
-    assert "at most 40 characters" in errors[0]
+    errors = load_errors("steps: []\n", location="/dags/" + "n" * 201 + ".yaml")
+    assert "at most 200 characters" in errors[0]
+    assert load("steps: []\n", location="/dags/" + "n" * 41 + ".yaml").name == "n" * 41
     assert load("name: ok\n", location="/dags/bad name.yaml").name == "ok"
 
 
