@@ -21,9 +21,12 @@ from dagu.store import RunStore
 STOP_POLL_SEC = 0.05
 
 
-def exit_code(status: RunStatus) -> int:
-    """0 for success (and for a run that was queued instead), 1 for anything else."""
-    return 0 if status in (RunStatus.SUCCESS, RunStatus.QUEUED) else 1
+def exit_code(status: RunStatus, req: RunRequest | None = None) -> int:
+    """0 for success (and for a run that was queued instead, or one whose DAG preconditions
+    were not met: nothing failed, as in Dagu), 1 for anything else."""
+    if status in (RunStatus.SUCCESS, RunStatus.QUEUED):
+        return 0
+    return 0 if req is not None and not req.preconditions_met else 1
 
 
 def _ref(value: str | None, flag: str) -> tuple[str, str] | None:
@@ -71,7 +74,7 @@ def cmd_start(config: Config, args, params: list[P.ParamToken] | None) -> int:
         store.close()
     req = RunRequest(dag=dag, run_id=run_id, environ=env, source=source, root=root, parent=parent,
                      quiet=args.quiet, existing=existing)
-    return exit_code(execute(config, req))
+    return exit_code(execute(config, req), req)
 
 
 def _should_queue(store: RunStore, dag, args) -> bool:
@@ -238,7 +241,7 @@ def cmd_restart(config: Config, args) -> int:
     time.sleep(dag.restart_wait_sec)
     req = RunRequest(dag=dag, run_id=new_run_id(), environ=env, source=source, quiet=args.quiet,
                      trigger="restart")
-    return exit_code(execute(config, req))
+    return exit_code(execute(config, req), req)
 
 
 def cmd_retry(config: Config, args) -> int:
@@ -258,7 +261,7 @@ def cmd_retry(config: Config, args) -> int:
                      root=(record["rootDAGRunName"], record["rootDAGRunId"]),
                      parent=(record["parentDAGRunName"], record["parentDAGRunId"])
                      if record.get("parentDAGRunId") else None)
-    return exit_code(execute(config, req))
+    return exit_code(execute(config, req), req)
 
 
 def cmd_dispatch(config: Config, args) -> int:
@@ -276,7 +279,7 @@ def cmd_dispatch(config: Config, args) -> int:
     dag, env, source = reload_record_dag(record, config)
     req = RunRequest(dag=dag, run_id=run_id, environ=env, source=source, quiet=args.quiet,
                      existing=record, trigger="queue")
-    return exit_code(execute(config, req))
+    return exit_code(execute(config, req), req)
 
 
 def cmd_scheduler(config: Config, args) -> int:

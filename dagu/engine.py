@@ -49,6 +49,7 @@ class Engine:
         self.static.update({HANDLER_NAMES[k]: node_json(h.step) for k, h in self.handlers.items()})
         self.cancelled = False
         self.timed_out = False
+        self.preconditions_met = True
         self.last_error = ""
         self.running = 0
         self.threads: list[threading.Thread] = []
@@ -129,6 +130,7 @@ class Engine:
         result = check_conditions(self.dag.preconditions, [self._run_vars()], env,
                                   command_runner(env), lambda c: self._check_command(c, env))
         self.preconditions = result.errors
+        self.preconditions_met = result.met
         return result.met
 
     def _schedule(self) -> None:
@@ -136,8 +138,9 @@ class Engine:
         with self.cond:
             while True:
                 self._propagate()
-                started = self._start_ready()
-                if self.running == 0 and not started:
+                if self._start_ready():
+                    continue   # look again at once: a wait inside it may have used a notify
+                if self.running == 0:
                     break
                 if deadline is not None:
                     remaining = deadline - self.clock.monotonic()
@@ -167,8 +170,8 @@ class Engine:
                 changed = True
 
     def _verdict(self, node: NodeState):
-        if self.cancelled:
-            return "wait"
+        if self.cancelled and not self.timed_out:
+            return "wait"   # a stop leaves unstarted steps "not started"; a timeout cancels them
         for dep_name in node.step.depends:
             dep = self.by_name[dep_name]
             if dep.status == NodeStatus.SUCCESS:
@@ -243,6 +246,7 @@ class Engine:
                                    lambda c: self._check_command(c, env, step))
             if not res.met:
                 node.status = NodeStatus.SKIPPED
+                node.error = res.evaluation_error
                 return
         while True:
             failed = self._execute_once(node, env, layers)

@@ -5,7 +5,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from dagu.expand import evaluate
+from dagu.expand import ExpandError, evaluate
 from dagu.model import Condition, Step
 from dagu.status import NodeStatus
 
@@ -74,6 +74,7 @@ class ConditionResult:
     def __init__(self) -> None:
         self.met = True
         self.errors: list[dict] = []
+        self.evaluation_error = ""   # a condition that could not even be evaluated
 
 
 def check_conditions(conditions: tuple[Condition, ...], layers: list[dict], environ: dict,
@@ -83,7 +84,14 @@ def check_conditions(conditions: tuple[Condition, ...], layers: list[dict], envi
     result = ConditionResult()
     for cond in conditions:
         if cond.expected:
-            actual = evaluate(cond.condition, layers, run_command=run_command, environ=environ)
+            try:
+                actual = evaluate(cond.condition, layers, run_command=run_command, environ=environ)
+            except ExpandError as exc:   # Dagu: an evaluation failure means "not met"
+                result.met = False
+                result.evaluation_error = result.evaluation_error or str(exc)
+                result.errors.append({"condition": cond.condition, "expected": cond.expected,
+                                      "error": str(exc)})
+                continue
             ok = matches_expected(actual, cond.expected)
             message = f'condition was not met: expected "{cond.expected}", got "{actual}"'
         else:

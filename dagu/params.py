@@ -112,16 +112,11 @@ def resolve(tokens: list[ParamToken], environ: MutableMapping[str, str] | None,
 
 def override(params: list[tuple[str, str]], overrides: list[tuple[str, str]],
              positional: list[bool]) -> list[tuple[str, str]]:
-    """Apply overrides: a named one replaces the same name (or appends); positional i replaces the i-th."""
+    """Apply overrides by name, as Dagu's code does: a positional override is named by its index
+    ("1", "2", ...) first, so it replaces the param of that name or is appended — a named param
+    that happens to sit at that position is kept (`a N=x b` + `p q` -> 1=p N=x 3=b 2=q)."""
     result = list(params)
-    for (name, value), is_positional in zip(overrides, positional):
-        if is_positional:
-            i = int(name) - 1
-            if i < len(result):
-                result[i] = (result[i][0], value)
-            else:
-                result.append((str(len(result) + 1), value))
-            continue
+    for (name, value), _is_positional in zip(overrides, positional):
         for i, (existing, _) in enumerate(result):
             if existing == name:
                 result[i] = (name, value)

@@ -13,7 +13,7 @@ from dagu.clock import Clock
 from dagu.config import Config
 from dagu.dags import read_text
 from dagu.engine import Engine
-from dagu.errors import AlreadyRunning, NotFound
+from dagu.errors import AlreadyRunning, BadRequest, NotFound
 from dagu.launcher import RunLock, lock_path, notify_scheduler, reconcile
 from dagu.logs import run_log_dir, run_log_path
 from dagu.model import DAG
@@ -37,6 +37,7 @@ class RunRequest:
     quiet: bool = False
     existing: dict | None = None     # retry / queued dispatch: the record to continue
     retry_step: str = ""
+    preconditions_met: bool = True   # set by execute(): False when the DAG's were not met
 
 
 class RunLog:
@@ -99,13 +100,17 @@ def _start_record(store: RunStore, config: Config, req: RunRequest, lock: str, c
         store.insert_run(record)
         return record
     record = dict(req.existing)
-    if record.get("status") == RunStatus.RUNNING:
+    before = record.get("status")
+    if before == RunStatus.RUNNING:
         raise AlreadyRunning(f"dag-run {req.run_id} of DAG {req.dag.name} is already running")
-    if record.get("status") != RunStatus.QUEUED:
+    if before != RunStatus.QUEUED:
         record["attempt"] = int(record.get("attempt", 1)) + 1
     record["lockPath"] = lock
     _mark_started(record, now)
-    store.update_run(record)
+    # compare-and-set: a dequeue (or another retry) that got there first wins
+    if not store.update_run_if(record, int(before)):
+        raise BadRequest(f"dag-run {req.run_id} of DAG {req.dag.name} changed while starting "
+                         "(dequeued or started elsewhere)")
     return record
 
 
@@ -138,6 +143,7 @@ def _run(store: RunStore, config: Config, req: RunRequest, record: dict, run_dir
     final.update(status=int(status), statusLabel=status.label,
                  finishedAt=rfc3339(clock.now()), error=engine.last_error)
     store.update_run(final)
+    req.preconditions_met = engine.preconditions_met
     log(f"Run finished dag={dag.name} dagRunId={req.run_id} status={status.label}")
     return status
 

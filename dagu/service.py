@@ -27,11 +27,14 @@ def setup_logging(debug: bool = False) -> None:
 class Launcher:
     """Starts runner processes: through the fork server, else a new interpreter."""
 
-    def __init__(self, fork: ForkServer, wake: WakeSocket | None):
+    def __init__(self, fork: ForkServer, wake: WakeSocket | None, config_file: str | None = None):
         self.fork = fork
         self.wake = wake
+        self.config_file = config_file
 
     def __call__(self, args: list[str]) -> None:
+        if self.config_file and "--config" not in args:
+            args = args + ["--config", self.config_file]   # runners see the service's config
         if self.fork.spawn(args) is not None:
             return
         proc = spawn(args)
@@ -66,7 +69,7 @@ def run_scheduler(config: Config) -> int:
     _stop_on_signals(stop, wake)
     log.info("scheduler started: dags=%s data=%s", config.dags_dir, config.data_dir)
     try:
-        Scheduler(config, store, Launcher(fork, wake)).serve(stop, wake)
+        Scheduler(config, store, Launcher(fork, wake, config.config_file)).serve(stop, wake)
     finally:
         wake.close()
         fork.close()
@@ -89,7 +92,7 @@ def run_server(config: Config, with_scheduler: bool = False) -> int:
     fork.start()           # before any thread or database connection exists
     store = RunStore(config.db_path)
     wake = WakeSocket(config.data_dir) if with_scheduler else None
-    launcher = Launcher(fork, wake)
+    launcher = Launcher(fork, wake, config.config_file)
     app = App(config, store, DagRegistry(config.dags_dir), launcher, scheduler_running=with_scheduler)
     try:
         server = DaguHTTPServer((config.host, config.port), app, build_router(), config.base_path,

@@ -217,6 +217,9 @@ BASE = [("FOO", "foo"), ("BAR", "bar"), ("BAZ", "baz")]
         pytest.param([("1", "a")], "x y z", [("1", "x"), ("2", "y"), ("3", "z")], id="positional-append"),
         pytest.param([], "x K=v", [("1", "x"), ("K", "v")], id="onto-nothing"),
         pytest.param([("1", "a"), ("K", "k")], "K=new", [("1", "a"), ("K", "new")], id="named-keeps-position"),
+        pytest.param([("1", "a"), ("N", "x"), ("3", "b")], "p q",
+                     [("1", "p"), ("N", "x"), ("3", "b"), ("2", "q")],
+                     id="positional-matched-by-index-name-keeps-named-params"),
     ],
 )
 def test_override(params: list[tuple[str, str]], text: str, expected: list[tuple[str, str]]) -> None:

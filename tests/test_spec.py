@@ -345,7 +345,9 @@ def test_params_resolve_like_dagu(params, expected):
 
 @pytest.mark.parametrize("override, expected", [
     ("FOO=X BAZ=Y", ["FOO=X", "BAR=bar", "BAZ=Y"]),
-    ("a b", ["FOO=a", "BAR=b", "BAZ=baz"]),
+    # Dagu names positional overrides "1", "2" first: named params stay (real Dagu shows
+    # `ITEM=default 1=item1` for a parallel item given to `params: [ITEM: default]`)
+    ("a b", ["FOO=foo", "BAR=bar", "BAZ=baz", "1=a", "2=b"]),
     ("NEW=1", ["FOO=foo", "BAR=bar", "BAZ=baz", "NEW=1"]),
 ])
 def test_params_overrides(override, expected):
