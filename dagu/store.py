@@ -5,6 +5,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
@@ -194,8 +195,18 @@ class RunStore:
         return self._conn.execute("PRAGMA user_version").fetchone()[0]
 
     def _migrate(self) -> None:
-        # journal_mode persists in the file and cannot change inside a transaction.
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        # journal_mode persists in the file and cannot change inside a transaction; switching
+        # needs a moment alone with the file and does not wait on busy_timeout, so retry
+        # while another process is creating the same database.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         with self._write() as conn:
             # Re-read under the write lock: another process may have migrated meanwhile.
             version = self._version()

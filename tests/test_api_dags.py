@@ -417,7 +417,7 @@ PARAMS_DAG = ('params: P1=default P2=two\nsteps:\n  - name: show\n'
     ('P1="hello world" P2=x', ["P1=hello world", "P2=x"]),                 # Dagu's param string
     ('{"P1": "from json", "P2": 7}', ["P1=from json", "P2=7"]),            # JSON in a string
     ({"P1": "an object", "P2": True}, ["P1=an object", "P2=true"]),        # a JSON object
-    ("-dash", ["P1=-dash", "P2=two"]),                                      # positional 1 -> P1
+    ("-dash", ["P1=default", "P2=two", "1=-dash"]),   # positional: named "1" (Dagu's code)
 ])
 def test_start_runs_with_params_and_custom_run_id(srv, params, expected):
     stem = add_dag(srv, PARAMS_DAG)
