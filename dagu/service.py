@@ -49,7 +49,7 @@ class Launcher:
 
 def _stop_on_signals(stop: threading.Event, wake: WakeSocket) -> None:
     def handler(signum, _frame):
-        log.info("signal %d: shutting down (runs keep going)", signum)
+        # no logging here: the signal may land inside a log write (re-entrant stderr write)
         stop.set()
         wake.wake()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -75,7 +75,7 @@ def run_scheduler(config: Config) -> int:
         fork.close()
         store.close()
         lock.release()
-    log.info("scheduler stopped")
+    log.info("scheduler stopped (runs keep going)")
     return 0
 
 
@@ -130,7 +130,7 @@ def run_server(config: Config, with_scheduler: bool = False) -> int:
         store.close()
         if lock:
             lock.release()
-    log.info("stopped")
+    log.info("stopped (runs keep going)")
     return 0
 
 

@@ -203,11 +203,6 @@ def test_chunked_request_body_is_400(srv):
     assert srv.get("/health").status == 200
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG dagu/api/server.py:241-255 (_Handler._read_body): the Content-Length is trusted as "
-    "is: a negative one reads nothing and routes the request, and a body cut short by the "
-    "client (EOF before Content-Length bytes) is handled as if complete. Both must be 400 "
-    "bad_request with Connection: close (check length < 0 and len(body) < length)."))
 @pytest.mark.parametrize("request_bytes", [
     b"POST /api/v2/health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
     b"POST /api/v2/health HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}",
@@ -223,11 +218,6 @@ def test_broken_body_framing_is_400(srv, request_bytes):
     assert (status, json.loads(body)["code"]) == (400, "bad_request"), raw[:300]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG dagu/api/server.py (no send_error override in _Handler): errors raised by "
-    "http.server itself (malformed request line, 431 header too long) answer an HTML page "
-    "and 'Server: dagu-py Python/3.x', not the JSON {code, message} body of every other error "
-    "(DESIGN 'Errors'). Override send_error to build the JSON body through _send."))
 @pytest.mark.parametrize("request_bytes, status", [
     (b"GARBAGE\r\n\r\n", 400),
     (b"GET /api/v2/health HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431),
@@ -240,14 +230,6 @@ def test_protocol_errors_are_json_too(srv, request_bytes, status):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG dagu/api/server.py:255 (_Handler._read_body) with :203-211 (_respond) and :175-182 "
-    "(handle_one_request, which does not catch OSError): a client that "
-    "stalls mid-body makes rfile.read raise TimeoutError after READ_TIMEOUT_SEC; _respond "
-    "turns it into 500 internal_error with a logged traceback, keeps the connection open, and "
-    "the next read on the timed-out socket logs a second traceback ('cannot read from timed "
-    "out object'). Expected: catch the timeout in _read_body, answer 400 (or 408) with "
-    "Connection: close, no traceback."))
 def test_stalled_body_times_out_cleanly(tmp_path):
     server = start_server(tmp_path / "home")
     try:
@@ -506,13 +488,6 @@ class _StderrLike:
         pass
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG dagu/service.py:51-54 (_stop_on_signals.handler): the SIGTERM handler logs before "
-    "stop.set(); when the signal lands while the main thread is writing a log line (e.g. "
-    "'listening on', right after start-up), the handler's own write to stderr is reentrant and "
-    "raises, stop is never set, and the process ignores SIGTERM until SIGKILL (seen in "
-    "bench_api under load: stop took 20 s). Fix: set the event (and wake) first; log from the "
-    "main loop after stop.wait() returns."))
 def test_sigterm_during_a_log_write_still_stops(monkeypatch):
     import logging
     import threading

@@ -25,7 +25,7 @@ GZIP_MIN_BYTES = 1024
 READ_TIMEOUT_SEC = 15.0
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
             403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-            413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+            413: "Payload Too Large", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 @dataclass
@@ -176,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.busy = False
         try:
             super().handle_one_request()
-        except (ConnectionError, TimeoutError, socket.timeout):
+        except OSError:   # reset, timed out, or closed under us: this connection is done
             self.close_connection = True
         finally:
             self.busy = False
@@ -185,6 +185,14 @@ class _Handler(BaseHTTPRequestHandler):
         ok = super().parse_request()
         self.busy = ok
         return ok
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors found by http.server itself (bad request line, huge headers) as JSON too."""
+        self.close_connection = True
+        text = message or _REASONS.get(code, "error")
+        resp = Response(code, json.dumps({"code": "bad_request" if code < 500 else "internal_error",
+                                          "message": text}).encode())
+        self._send(resp)
 
     def __getattr__(self, name: str):
         if name.startswith("do_"):
@@ -249,15 +257,29 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise BadRequest("invalid Content-Length") from None
         limit = self.server.app.config.max_request_bytes
+        if length < 0:
+            self.close_connection = True
+            raise BadRequest("invalid Content-Length")
         if length > limit:
             self.close_connection = True   # the unread body must not be parsed as a request
             raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit}")
-        return self.rfile.read(length) if length > 0 else b""
+        if length == 0:
+            return b""
+        try:
+            body = self.rfile.read(length)
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            raise BadRequest(f"the request body was not received within {READ_TIMEOUT_SEC:.0f} s") from None
+        if len(body) < length:
+            self.close_connection = True
+            raise BadRequest(f"the request body ended after {len(body)} of {length} bytes")
+        return body
 
     def _send(self, resp: Response) -> int:
         body = resp.body
         headers = dict(resp.headers)
-        if body and len(body) >= GZIP_MIN_BYTES and "gzip" in self.headers.get("Accept-Encoding", ""):
+        request_headers = getattr(self, "headers", None) or {}
+        if body and len(body) >= GZIP_MIN_BYTES and "gzip" in request_headers.get("Accept-Encoding", ""):
             body = gzip.compress(body, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
             headers["Vary"] = "Accept-Encoding"
@@ -270,7 +292,8 @@ class _Handler(BaseHTTPRequestHandler):
                  f"Date: {self.date_time_string()}", f"Server: {self.server_version}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        payload = head if (self.command == "HEAD" or resp.status == 204) else head + body
+        command = getattr(self, "command", None)
+        payload = head if (command == "HEAD" or resp.status == 204) else head + body
         try:
             self.wfile.write(payload)   # headers and body in one write
         except OSError:
