@@ -152,13 +152,18 @@ def find_record(config: Config, store: RunStore, arg: str, run_id: str | None) -
     return reconcile_record(store, record)
 
 
-def cmd_status(config: Config, args) -> int:
-    """Show a run (latest by default)."""
+def read_record(config: Config, arg: str, run_id: str | None) -> dict:
+    """find_record with a store opened just for it."""
     store = RunStore(config.db_path)
     try:
-        record = find_record(config, store, args.file, args.run_id)
+        return find_record(config, store, arg, run_id)
     finally:
         store.close()
+
+
+def cmd_status(config: Config, args) -> int:
+    """Show a run (latest by default)."""
+    record = read_record(config, args.file, args.run_id)
     if args.json:
         print(json.dumps(public_view(record), indent=2))
     else:
@@ -246,11 +251,7 @@ def cmd_restart(config: Config, args) -> int:
 
 def cmd_retry(config: Config, args) -> int:
     """Run an existing run again: failed/cancelled steps and their descendants (or one step)."""
-    store = RunStore(config.db_path)
-    try:
-        record = find_record(config, store, args.file, args.run_id)
-    finally:
-        store.close()
+    record = read_record(config, args.file, args.run_id)
     if record["status"] == RunStatus.RUNNING:
         raise BadRequest(f"dag-run {record['dagRunId']} is still running")
     dag, env, source = reload_record_dag(record, config)

@@ -4,7 +4,6 @@ woken (a run finished, a run was queued); a slow re-check is only a safety net.
 """
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -16,7 +15,7 @@ from dagu.clock import Clock
 from dagu.config import Config
 from dagu.dags import DagFile, DagRegistry
 from dagu.errors import DaguError
-from dagu.launcher import WakeSocket, stop_runner
+from dagu.launcher import RunLock, WakeSocket, stop_runner
 from dagu.model import DAG
 from dagu.runner import delete_run_logs, reconcile_record
 from dagu.runrecord import parse_time, rfc3339
@@ -47,27 +46,23 @@ class SchedulerLock:
     """Only one scheduler per data directory: an exclusive flock on DATA/scheduler.lock."""
 
     def __init__(self, data_dir: str):
-        self.path = os.path.join(data_dir, "scheduler.lock")
-        self.fd: int | None = None
+        self.lock = RunLock(os.path.join(data_dir, "scheduler.lock"))
 
     def acquire(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
+        """Take the lock and write our pid into it; DaguError naming the holder if taken."""
+        if not self.lock.acquire():
+            try:
+                with open(self.lock.path) as fh:
+                    holder = fh.read(32).strip() or "?"
+            except OSError:
+                holder = "?"
             raise DaguError(f"another scheduler (pid {holder}) is already running for "
-                            f"{os.path.dirname(self.path)}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self.fd = fd
+                            f"{os.path.dirname(self.lock.path)}")
+        os.ftruncate(self.lock.fd, 0)
+        os.pwrite(self.lock.fd, str(os.getpid()).encode(), 0)
 
     def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self.lock.release()
 
 
 class Scheduler:
