@@ -141,12 +141,7 @@ class StepBuilder:
             f.error("command", "expected a string or a list, got a mapping")
             return "", (), "", False
         text = P.scalar_text(value)
-        words = text.split()
-        if any(c in text for c in "\"'\\"):   # only quoted text needs the (slow) shell lexer
-            try:
-                words = shlex.split(text)
-            except ValueError:
-                pass
+        words = split_words(text)
         return (words[0] if words else ""), tuple(words[1:]), text.strip() and text, False
 
     def _executor(self, f: Fields, run: str, parallel: Parallel | None) -> Executor:
@@ -282,6 +277,30 @@ class StepBuilder:
             else:
                 pairs.append((str(k), P.scalar_text(v)))
         return tuple(pairs)
+
+
+_WORD = re.compile(r"""(?:[^\s"'\\]+|"(?:\\.|[^"\\])*"?|'[^']*'?|\\.?)+""")
+_QUOTED = re.compile(r""""((?:\\.|[^"\\])*)"?|'([^']*)'?|\\(.?)""")
+
+
+def split_words(text: str) -> list[str]:
+    """Shell-like words of a command line (quotes removed), for showing command and args;
+    the shell itself still runs the line as written. Much cheaper than shlex."""
+    words = []
+    for m in _WORD.finditer(text):
+        word = m.group(0)
+        if '"' in word or "'" in word or "\\" in word:
+            word = _QUOTED.sub(_unquote_part, word)
+        words.append(word)
+    return words
+
+
+def _unquote_part(m: re.Match) -> str:
+    if m.group(1) is not None:
+        return re.sub(r'\\(["\\$`])', r"\1", m.group(1))
+    if m.group(2) is not None:
+        return m.group(2)
+    return m.group(3) or ""
 
 
 def _int_or_expression(f: Fields, key: str) -> int | str:

@@ -16,6 +16,7 @@ except AttributeError:  # pragma: no cover - depends on the host's PyYAML build
     _Base = yaml.SafeLoader
 
 _STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 # First characters with which a plain scalar can be something other than a string
@@ -124,22 +125,25 @@ def _convert(loader, node, positions: Positions, problems: list[str]) -> object:
 
 
 def _convert_fast(loader, node, problems: list[str]) -> object:
-    if isinstance(node, ScalarNode):
+    kind = type(node)
+    if kind is ScalarNode:
         return _scalar(loader, node)
-    if isinstance(node, SequenceNode):
+    if kind is SequenceNode:
         return [_convert_fast(loader, child, problems) for child in node.value]
-    if isinstance(node, MappingNode):
-        own_keys = len(node.value)
-        merged = any(k.tag == "tag:yaml.org,2002:merge" for k, _ in node.value)
-        loader.flatten_mapping(node)
+    if kind is MappingNode:
+        pairs = node.value
+        own_keys = len(pairs)
+        if any(k.tag == _MERGE for k, _ in pairs):
+            loader.flatten_mapping(node)
+            pairs, own_keys = node.value, -1
         mapping: dict = {}
-        for key_node, value_node in node.value:
-            key = _convert_fast(loader, key_node, problems)
-            if isinstance(key, (list, dict)):
+        for key_node, value_node in pairs:
+            key = _scalar(loader, key_node) if type(key_node) is ScalarNode else None
+            if key is None and type(key_node) is not ScalarNode:
                 problems.append("a mapping key must be a plain value")
                 continue
             mapping[key] = _convert_fast(loader, value_node, problems)
-        if not merged and len(mapping) != own_keys:
+        if own_keys >= 0 and len(mapping) != own_keys:
             problems.append("duplicate key")   # the positioned pass says which, and where
         return mapping
     return None

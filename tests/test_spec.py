@@ -495,3 +495,13 @@ def test_yaml_anchors_and_merge_keys_work():
         name: b
     """)
     assert [(s.name, s.cmd_with_args) for s in dag.steps] == [("a", "echo hi"), ("b", "echo hi")]
+
+
+@pytest.mark.parametrize("line", [
+    'echo "a b" c', "python3 -c 'print(1)'", 'a\\ b "x\\"y" z', "curl -sf http://x?i=1",
+    'echo "step 1 in $MODE mode"', 'a"b c"d', "", "  spaced   out  ", "'' x", 'echo "it\'s"',
+])
+def test_command_words_split_like_a_shell(line):
+    import shlex
+    from dagu.stepspec import split_words
+    assert split_words(line) == shlex.split(line)
