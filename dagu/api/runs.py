@@ -32,33 +32,21 @@ _CHILD = _RUN + "/children/{childDAGRunId}"
 def register(router) -> None:
     """Add the run routes."""
     add = router.add
-    add("GET", "/dag-runs", _local(list_runs))
-    add("GET", "/dag-runs/{name}", _local(list_runs))
-    add("GET", _RUN, _local(lambda req: {"dagRunDetails": run_details(_root_run(req))}))
-    add("GET", _RUN + "/dequeue", _local(dequeue), permission="runDAGs")
-    add("GET", _RUN + "/log", _local(lambda req: _log(req, _root_run(req).get("log", ""))))
-    add("POST", _RUN + "/retry", _local(retry), permission="runDAGs")
-    add("POST", _RUN + "/stop", _local(stop), permission="runDAGs")
-    add("GET", _RUN + "/steps/{stepName}/log", _local(lambda req: _step_log(req, _root_run)))
+    add("GET", "/dag-runs", list_runs)
+    add("GET", "/dag-runs/{name}", list_runs)
+    add("GET", _RUN, lambda req: {"dagRunDetails": run_details(_root_run(req))})
+    add("GET", _RUN + "/dequeue", dequeue, permission="runDAGs")
+    add("GET", _RUN + "/log", lambda req: _log(req, _root_run(req).get("log", "")))
+    add("POST", _RUN + "/retry", retry, permission="runDAGs")
+    add("POST", _RUN + "/stop", stop, permission="runDAGs")
+    add("GET", _RUN + "/steps/{stepName}/log", lambda req: _step_log(req, _root_run))
     add("PATCH", _RUN + "/steps/{stepName}/status",
-        _local(lambda req: _set_step_status(req, _root_run)), permission="runDAGs")
-    add("GET", _CHILD, _local(lambda req: {"dagRunDetails": run_details(_child_run(req))}))
-    add("GET", _CHILD + "/log", _local(lambda req: _log(req, _child_run(req).get("log", ""))))
-    add("GET", _CHILD + "/steps/{stepName}/log", _local(lambda req: _step_log(req, _child_run)))
+        lambda req: _set_step_status(req, _root_run), permission="runDAGs")
+    add("GET", _CHILD, lambda req: {"dagRunDetails": run_details(_child_run(req))})
+    add("GET", _CHILD + "/log", lambda req: _log(req, _child_run(req).get("log", "")))
+    add("GET", _CHILD + "/steps/{stepName}/log", lambda req: _step_log(req, _child_run))
     add("PATCH", _CHILD + "/steps/{stepName}/status",
-        _local(lambda req: _set_step_status(req, _child_run)), permission="runDAGs")
-
-
-def _local(handler: Callable) -> Callable:
-    """No remote nodes are configured: `remoteNode` may only be `local` (else Dagu's 400)."""
-    def wrapped(req: Request):
-        node = req.arg("remoteNode")
-        if node not in (None, "", "local"):
-            raise BadRequest(f"remote node {node} not found")
-        return handler(req)
-    wrapped.__name__ = getattr(handler, "__name__", "handler")
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
+        lambda req: _set_step_status(req, _child_run), permission="runDAGs")
 
 
 # -- finding runs ---------------------------------------------------------------------------------

@@ -235,6 +235,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not auth.is_public(path, server.app.config):
             auth.check(self.headers, server.app.config)
         route, params = server.router.match(self.command, path)
+        node = (parse_qs(url.query).get("remoteNode") or [""])[0]
+        if node not in ("", "local") and path not in ("/health", "/metrics"):
+            raise BadRequest(f"remote node {node} not found")   # none can be configured yet
         if route.permission and not auth.permitted(server.app.config, route.permission):
             raise Forbidden("Permission denied")
         req = Request(self.command, path, {k: unquote(v) for k, v in params.items()},
