@@ -175,6 +175,12 @@ def _with_config(name: str, with_params: bool = False):
     return run
 
 
+def _service(name: str, args, **kw) -> int:
+    """Long-running commands: their module only, not the run engine (faster to serve)."""
+    from dagu import service
+    return getattr(service, name)(load_cli_config(args), **kw)
+
+
 COMMANDS = {
     "version": cmd_version, "validate": cmd_validate, "dry": cmd_dry,
     "start": _with_config("cmd_start", True),
@@ -186,9 +192,9 @@ COMMANDS = {
     "status": _with_config("cmd_status"),
     "history": _with_config("cmd_history"),
     "dispatch": _with_config("cmd_dispatch"),
-    "scheduler": _with_config("cmd_scheduler"),
-    "server": _with_config("cmd_server"),
-    "start-all": _with_config("cmd_start_all"),
+    "scheduler": lambda args: _service("run_scheduler", args),
+    "server": lambda args: _service("run_server", args),
+    "start-all": lambda args: _service("run_server", args, with_scheduler=True),
 }
 
 

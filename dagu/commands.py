@@ -12,7 +12,8 @@ from dagu.dags import load_dag_file, read_text, resolve_dag_path, strip_suffix
 from dagu.errors import AlreadyExists, BadRequest, DaguError, NotFound
 from dagu.launcher import notify_scheduler, runner_alive, stop_runner
 from dagu.logs import run_log_dir, run_log_path
-from dagu.runner import (RunRequest, execute, load_for_run, log_root, reconcile_record,
+from dagu.launcher import reconcile_record
+from dagu.runner import (RunRequest, execute, load_for_run, log_root,
                          reload_record_dag)
 from dagu.runrecord import check_run_id, new_record, new_run_id, public_view, rfc3339
 from dagu.status import RunStatus
@@ -281,21 +282,3 @@ def cmd_dispatch(config: Config, args) -> int:
     req = RunRequest(dag=dag, run_id=run_id, environ=env, source=source, quiet=args.quiet,
                      existing=record, trigger="queue")
     return exit_code(execute(config, req), req)
-
-
-def cmd_scheduler(config: Config, args) -> int:
-    """Run the scheduler in the foreground until SIGTERM/SIGINT."""
-    from dagu.service import run_scheduler
-    return run_scheduler(config)
-
-
-def cmd_server(config: Config, args) -> int:
-    """Serve the REST API until SIGTERM/SIGINT."""
-    from dagu.service import run_server
-    return run_server(config)
-
-
-def cmd_start_all(config: Config, args) -> int:
-    """Serve the REST API and run the scheduler in one process."""
-    from dagu.service import run_server
-    return run_server(config, with_scheduler=True)

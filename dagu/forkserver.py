@@ -50,9 +50,6 @@ class ForkServer:
 
     def start(self) -> None:
         """Fork the helper. Call before starting threads or opening the database."""
-        import dagu.commands  # noqa: F401  (imported once here, shared by every runner)
-        import dagu.executors.shellstep  # noqa: F401
-        import dagu.executors.subdag  # noqa: F401
         parent, child = socket.socketpair()
         pid = os.fork()
         if pid == 0:
@@ -95,6 +92,10 @@ def _serve(sock: socket.socket) -> None:
     """The helper: one request at a time; it never runs anything itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the service decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Imported here, once, and inherited by every runner; the service itself starts faster.
+    import dagu.commands  # noqa: F401
+    import dagu.executors.shellstep  # noqa: F401
+    import dagu.executors.subdag  # noqa: F401
     while True:
         try:
             request = _recv(sock)

@@ -79,6 +79,13 @@ def reconcile(store, record: dict | None, now_text: str) -> dict | None:
     return store.get_run(record["name"], record["dagRunId"])
 
 
+def reconcile_record(store, record: dict | None, clock=None) -> dict | None:
+    """A record as it really is: a running run whose runner died reads (and is saved) as failed."""
+    from dagu.clock import Clock
+    from dagu.runrecord import rfc3339
+    return reconcile(store, record, rfc3339((clock or Clock()).now()))
+
+
 def _fail_running_node(node: dict, now_text: str) -> dict:
     if node.get("status") != 1:
         return node

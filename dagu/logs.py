@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 from dataclasses import dataclass
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -178,3 +179,10 @@ def _last_lines(fh, size: int, count: int) -> tuple[list[bytes], bool]:
         complete = parts[1:] if pos > 0 else parts   # the first part may be cut off
         return complete[-count:], True
     return parts, False
+
+
+def delete_run_logs(record: dict) -> None:
+    """Remove a deleted run's log directory."""
+    log = record.get("log") or ""
+    if log:
+        shutil.rmtree(os.path.dirname(log), ignore_errors=True)

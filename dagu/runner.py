@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -12,10 +11,9 @@ from dagu import params as P, spec
 from dagu.clock import Clock
 from dagu.config import Config
 from dagu.dags import read_text
-from dagu.engine import Engine
 from dagu.errors import AlreadyRunning, BadRequest, NotFound
-from dagu.launcher import RunLock, lock_path, notify_scheduler, reconcile
-from dagu.logs import run_log_dir, run_log_path
+from dagu.launcher import RunLock, lock_path, notify_scheduler
+from dagu.logs import delete_run_logs, run_log_dir, run_log_path
 from dagu.model import DAG
 from dagu.runrecord import new_record, rfc3339
 from dagu.shell import command_runner
@@ -121,6 +119,7 @@ def _mark_started(record: dict, now) -> None:
 
 def _run(store: RunStore, config: Config, req: RunRequest, record: dict, run_dir: str, log,
          clock: Clock) -> RunStatus:
+    from dagu.engine import Engine   # here: the API imports this module without running anything
     dag = req.dag
     log(f'Run started dag={dag.name} dagRunId={req.run_id} attempt={record["attempt"]} '
         f'params="[{" ".join(dag.params_list)}]"')
@@ -148,7 +147,7 @@ def _run(store: RunStore, config: Config, req: RunRequest, record: dict, run_dir
     return status
 
 
-def _install_signal_handlers(engine: Engine):
+def _install_signal_handlers(engine):
     """SIGTERM/SIGINT cancel the run (in a thread: the handler must not take the engine's lock)."""
     def handler(signum, _frame):
         threading.Thread(target=engine.cancel, args=(signum, True), daemon=True).start()
@@ -170,13 +169,6 @@ def _apply_retention(store: RunStore, dag: DAG, clock: Clock) -> None:
     cutoff = int(clock.now().timestamp() * 1000) - dag.hist_retention_days * 86_400_000
     for old in store.delete_old_runs(dag.name, cutoff):
         delete_run_logs(old)
-
-
-def delete_run_logs(record: dict) -> None:
-    """Remove a deleted run's log directory."""
-    log = record.get("log") or ""
-    if log:
-        shutil.rmtree(os.path.dirname(log), ignore_errors=True)
 
 
 # -- loading DAGs for runs ------------------------------------------------------------------------
@@ -205,8 +197,3 @@ def reload_record_dag(record: dict, config: Config) -> tuple[DAG, dict, str]:
                                               record.get("paramsList") or [] if "=" in item)]
     source = record.get("dagSource") or read_text(record.get("dagFile", "")) or ""
     return load_for_run(source, record.get("dagFile", ""), config, tokens)
-
-
-def reconcile_record(store: RunStore, record: dict | None, clock: Clock | None = None) -> dict | None:
-    """A record as it really is (an orphaned running run becomes failed)."""
-    return reconcile(store, record, rfc3339((clock or Clock()).now()))

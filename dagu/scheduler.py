@@ -15,9 +15,9 @@ from dagu.clock import Clock
 from dagu.config import Config
 from dagu.dags import DagFile, DagRegistry
 from dagu.errors import DaguError
-from dagu.launcher import RunLock, WakeSocket, stop_runner
+from dagu.launcher import RunLock, WakeSocket, reconcile_record, stop_runner
+from dagu.logs import delete_run_logs
 from dagu.model import DAG
-from dagu.runner import delete_run_logs, reconcile_record
 from dagu.runrecord import parse_time, rfc3339
 from dagu.status import RunStatus
 from dagu.store import RunStore

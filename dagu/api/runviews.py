@@ -3,7 +3,7 @@ initial status. Records are stored in (nearly) this shape already; these pick an
 from __future__ import annotations
 
 from dagu.model import DAG, HANDLER_NAMES
-from dagu.runner import reconcile_record
+from dagu.launcher import reconcile_record
 from dagu.runrecord import node_json
 from dagu.status import RunStatus
 
