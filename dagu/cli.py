@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import traceback
@@ -30,6 +31,7 @@ def _split_params(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv, None
 
 
+@functools.lru_cache(maxsize=1)   # argparse is slow to build; the fork server builds it once
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dagu", description="Dagu-compatible workflow engine")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

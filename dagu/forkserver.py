@@ -96,6 +96,8 @@ def _serve(sock: socket.socket) -> None:
     import dagu.commands  # noqa: F401
     import dagu.executors.shellstep  # noqa: F401
     import dagu.executors.subdag  # noqa: F401
+    from dagu.cli import build_parser
+    build_parser()   # cached: every runner parses its arguments with this one
     while True:
         try:
             request = _recv(sock)

@@ -30,7 +30,7 @@ from dagu.status import RunStatus
 NEW_DAG_TEMPLATE = "steps:\n  - name: step1\n    command: echo hello\n"
 HISTORY_LIMIT = 30
 START_WAIT_SEC = 3.0
-START_POLL_SEC = 0.01
+START_POLL_SEC = 0.003   # the runner usually inserts its record within 20-30 ms
 SEARCH_CONTEXT = 2
 SEARCH_MAX_QUERY = 1000
 _HANDLER_ROWS = ("onSuccess", "onFailure", "onCancel", "onExit")
