@@ -349,9 +349,11 @@ def check_steps(f: Fields, steps: tuple[Step, ...]) -> tuple[Step, ...]:
     """Names and ids unique and valid, depends resolved (ids -> names), no cycles."""
     names: dict[str, int] = {}
     ids: dict[str, str] = {}
+    duplicated = False
     for step in steps:
         if step.name and step.name in names:
             f.error("steps", f"duplicate step name {step.name!r}")
+            duplicated = True
         names[step.name] = 1
     for step in steps:
         if not step.id:
@@ -374,7 +376,7 @@ def check_steps(f: Fields, steps: tuple[Step, ...]) -> tuple[Step, ...]:
                 f.error("depends", f"step {step.name} depends on non-existent step (value: {dep})")
         resolved.append(dataclasses.replace(step, depends=deps) if deps != step.depends else step)
     depends = {s.name: [d for d in s.depends if d in names] for s in resolved}
-    cycle = graph.find_cycle(depends)
+    cycle = [] if duplicated else graph.find_cycle(depends)   # names must be unique to tell
     if cycle:
         f.error("steps", "cycle detected: " + " -> ".join(cycle))
     return tuple(resolved)

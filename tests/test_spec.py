@@ -505,3 +505,9 @@ def test_command_words_split_like_a_shell(line):
     import shlex
     from dagu.stepspec import split_words
     assert split_words(line) == shlex.split(line)
+
+
+def test_duplicate_step_names_are_not_also_reported_as_a_cycle():
+    errors = load_errors("steps:\n  - name: a\n    command: x\n  - name: a\n    command: y\n")
+    assert any("duplicate step name 'a'" in e for e in errors)
+    assert not any("cycle" in e for e in errors)
