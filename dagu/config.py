@@ -55,6 +55,7 @@ class Config:
     metrics_public: bool = False
     max_request_bytes: int = 1 << 20
     max_handler_threads: int = 64
+    read_timeout_sec: int = 15          # headers and body of a request must arrive within this
     executable: str = ""
 
     @property
@@ -102,6 +103,7 @@ _FILE_KEYS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("queues", "enabled"), "queues_enabled", "bool"), (("queues", "config"), "queues", "queues"),
     (("metrics",), "metrics_public", "metrics"),
     (("server", "maxHandlerThreads"), "max_handler_threads", "int"),
+    (("server", "readTimeoutSec"), "read_timeout_sec", "int"),
 )
 
 # (variable, Config field, kind). For each field the first variable set (non-empty) wins:
@@ -131,6 +133,7 @@ _ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("DAGU_QUEUE_ENABLED", "queues_enabled", "bool"),
     ("DAGU_METRICS", "metrics_public", "metrics"),
     ("DAGU_MAX_HANDLER_THREADS", "max_handler_threads", "int"),
+    ("DAGU_READ_TIMEOUT_SEC", "read_timeout_sec", "int"),
 )
 
 _OVERRIDES: dict[str, str] = {"host": "str", "port": "int", "dags_dir": "path"}
@@ -324,6 +327,8 @@ def _validated(cfg: Config) -> Config:
     """`cfg` with cleaned basePath, after range, time zone and TLS checks."""
     if not 0 <= cfg.port <= 65535:
         raise ConfigError(f"port: must be between 0 and 65535, got {cfg.port}")
+    if cfg.read_timeout_sec < 1:
+        raise ConfigError(f"server.readTimeoutSec: must be at least 1, got {cfg.read_timeout_sec}")
     if cfg.max_handler_threads < 1:
         raise ConfigError(f"server.maxHandlerThreads: must be at least 1, got {cfg.max_handler_threads}")
     if bool(cfg.tls_cert_file) != bool(cfg.tls_key_file):

@@ -231,7 +231,8 @@ def test_protocol_errors_are_json_too(srv, request_bytes, status):
 
 @pytest.mark.slow
 def test_stalled_body_times_out_cleanly(tmp_path):
-    server = start_server(tmp_path / "home")
+    # server.readTimeoutSec via its variable, short, so the test does not wait the default 15 s
+    server = start_server(tmp_path / "home", env_extra={"DAGU_READ_TIMEOUT_SEC": "2"})
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
             sock.sendall(b"POST /api/v2/health HTTP/1.1\r\nHost: x\r\nContent-Length: 10"

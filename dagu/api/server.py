@@ -150,6 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
     busy = False
 
     def setup(self) -> None:
+        self.timeout = self.server.app.config.read_timeout_sec   # applied by super().setup()
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.conn_lock:
@@ -272,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self.rfile.read(length)
         except (TimeoutError, OSError):
             self.close_connection = True
-            raise BadRequest(f"the request body was not received within {READ_TIMEOUT_SEC:.0f} s") from None
+            raise BadRequest(f"the request body was not received within {self.timeout} s") from None
         if len(body) < length:
             self.close_connection = True
             raise BadRequest(f"the request body ended after {len(body)} of {length} bytes")
