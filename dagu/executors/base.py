@@ -51,7 +51,7 @@ def select_executor(step: Step):
 
 
 class Unsupported:
-    """Executor kinds this build does not run (ssh, docker, mail): the step fails clearly."""
+    """Executor kinds this build does not run yet (ssh, docker, mail): the step fails clearly."""
 
     def __init__(self, kind: str):
         self.kind = kind
