@@ -75,7 +75,7 @@ def big_dag_yaml(steps: int = 200) -> str:
             lines.append(f"      echo start {i}")
             lines.append("      for n in 1 2 3; do echo $n; done")
         else:                               # repeatPolicy + signalOnStop + parallel-root style
-            lines.append(f"    command: sleep 0")
+            lines.append("    command: sleep 0")
             lines.append("    signalOnStop: SIGINT")
             lines.append("    repeatPolicy:")
             lines.append("      repeat: true")

@@ -9,8 +9,8 @@ import traceback
 
 from dagu import __version__, graph, params as P
 from dagu.config import Config, ConfigError, load_config
-from dagu.dags import load_dag_file, resolve_dag_path
-from dagu.errors import DaguError, LoadError
+from dagu.dags import load_dag_file, read_text, resolve_dag_path
+from dagu.errors import DaguError, LoadError, NotFound
 from dagu.model import DAG
 
 
@@ -142,9 +142,13 @@ def cmd_validate(args) -> int:
 
 
 def cmd_dry(args) -> int:
+    from dagu.runner import load_for_run   # a dry run evaluates exactly as a run would
     config = load_cli_config(args)
     path = resolve_dag_path(args.file, config.dags_dir)
-    dag = load_dag_file(path, config, evaluate=True, params=param_tokens(args.params, args.after_dash))
+    text = read_text(path)
+    if text is None:
+        raise NotFound(f"cannot read DAG file {path}")
+    dag, _env, _source = load_for_run(text, path, config, param_tokens(args.params, args.after_dash))
     print(describe_plan(dag))
     return 0
 

@@ -5,14 +5,12 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dagu import params as P, spec
+from dagu import spec
 from dagu.config import Config
 from dagu.errors import BadRequest, LoadError, NotFound
 from dagu.model import DAG
-from dagu.shell import command_runner
 
 YAML_SUFFIXES = (".yaml", ".yml")
 FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
@@ -60,25 +58,20 @@ def read_text(path: str) -> str | None:
         return None
 
 
-def load_dag_file(path: str, config: Config, *, evaluate: bool = False,
-                  params: list[P.ParamToken] | None = None,
-                  environ: Mapping[str, str] | None = None) -> DAG:
-    """Load a DAG file with the base config merged; evaluate=True resolves it for a run."""
+def load_options(location: str, config: Config, **kw) -> spec.LoadOptions:
+    """Options for loading a DAG file: its location and the base config merged under it."""
+    return spec.LoadOptions(
+        location=os.path.abspath(location) if location else "",
+        base_text=read_text(config.base_config) if config.base_config else None,
+        base_location=config.base_config, read_text=read_text, **kw)
+
+
+def load_dag_file(path: str, config: Config) -> DAG:
+    """Load a DAG file with the base config merged, without evaluating anything."""
     text = read_text(path)
     if text is None:
         raise NotFound(f"cannot read DAG file {path}")
-    env = dict(environ if environ is not None else os.environ)
-    options = spec.LoadOptions(
-        location=os.path.abspath(path),
-        base_text=read_text(config.base_config) if config.base_config else None,
-        base_location=config.base_config,
-        evaluate=evaluate,
-        environ=env,
-        run_command=command_runner(env, os.path.dirname(os.path.abspath(path))) if evaluate else None,
-        read_text=read_text,
-        params=params,
-    )
-    return spec.load(text, options)
+    return spec.load(text, load_options(path, config))
 
 
 @dataclass(frozen=True)

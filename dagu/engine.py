@@ -15,12 +15,11 @@ from dagu.expand import evaluate
 from dagu.logs import step_log_paths
 from dagu.model import DAG, HANDLER_NAMES, Step
 from dagu.nodes import NodeState, check_conditions, should_continue
-from dagu.runrecord import node_json, rfc3339, step_json
+from dagu.runrecord import node_json, rfc3339
 from dagu.shell import command_runner, default_shell
 from dagu.status import NodeStatus, RunStatus
 
 _STATIC = ("dag", "dagSource", "nodeSteps")
-DONE = (NodeStatus.SUCCESS, NodeStatus.FAILED, NodeStatus.CANCELLED, NodeStatus.SKIPPED)
 SIGNAL_RESEND_SEC = 5.0
 
 

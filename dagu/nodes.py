@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
 
 from dagu.expand import ExpandError, evaluate
@@ -151,15 +150,3 @@ def should_continue(node: NodeState) -> bool:
     if node.exit_code is not None and node.exit_code in c.exit_codes:
         return True
     return output_matches(node.stdout, c.output)
-
-
-class Gate:
-    """A counting gate for maxActiveSteps (0 = unlimited)."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.active = 0
-        self.lock = threading.Lock()
-
-    def has_room(self) -> bool:
-        return self.limit <= 0 or self.active < self.limit

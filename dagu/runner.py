@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from dagu import params as P, spec
 from dagu.clock import Clock
 from dagu.config import Config
-from dagu.dags import read_text
+from dagu.dags import load_options, read_text
 from dagu.errors import AlreadyRunning, BadRequest, NotFound
 from dagu.launcher import RunLock, lock_path, notify_scheduler
 from dagu.logs import delete_run_logs, run_log_dir, run_log_path
@@ -175,19 +175,16 @@ def _apply_retention(store: RunStore, dag: DAG, clock: Clock) -> None:
 
 def load_for_run(text: str, location: str, config: Config, params: list[P.ParamToken] | None,
                  local_name: str = "") -> tuple[DAG, dict, str]:
-    """Load and evaluate a DAG for a run: (dag, its environment, the YAML text of that DAG)."""
-    env = dict(os.environ)
-    base = read_text(config.base_config) if config.base_config else None
+    """Load and evaluate a DAG for a run (and for `dry`): (dag, its environment, its YAML text)."""
     if local_name:
-        parent = spec.load(text, spec.LoadOptions(location=location, base_text=base))
-        local = parent.local_dag(local_name)
+        local = spec.load(text, load_options(location, config)).local_dag(local_name)
         if local is None:
             raise NotFound(f"local DAG {local_name!r} not found in {location}")
         text = local.source
-    options = spec.LoadOptions(location=location, base_text=base, evaluate=True, environ=env,
-                               run_command=command_runner(env, os.path.dirname(location) or None),
-                               read_text=read_text, params=params)
-    dag = spec.load(text, options)
+    env = dict(os.environ)
+    runner = command_runner(env, os.path.dirname(location) or None)
+    dag = spec.load(text, load_options(location, config, evaluate=True, environ=env,
+                                       run_command=runner, params=params))
     return dag, env, text
 
 

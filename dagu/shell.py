@@ -1,7 +1,6 @@
 """The user's shell: which one runs commands, and backtick substitution through it."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -34,8 +33,3 @@ def command_runner(environ: Mapping[str, str], cwd: str | None = None):
         return proc.stdout.decode("utf-8", "replace").strip()
 
     return run
-
-
-def is_executable(path: str) -> bool:
-    """True for an existing executable file."""
-    return os.path.isfile(path) and os.access(path, os.X_OK)

@@ -2,7 +2,6 @@
 values that follow real runs, the real queue and history deletion."""
 from __future__ import annotations
 
-import json
 import math
 import platform
 import re

@@ -7,7 +7,7 @@ import pytest
 
 from dagu import spec
 from dagu.errors import LoadError
-from dagu.model import CHAIN, GRAPH
+from dagu.model import CHAIN
 
 
 def load(text: str, **kw):

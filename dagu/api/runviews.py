@@ -47,11 +47,6 @@ def initial_details(dag: DAG) -> dict:
     return out
 
 
-def initial_summary(dag: DAG) -> dict:
-    """DAGRunSummary of a DAG that never ran."""
-    return run_summary(initial_details(dag))
-
-
 def current(app, record: dict | None) -> dict | None:
     """A stored record as it really is: a run whose runner died reads as failed."""
     return reconcile_record(app.store, record, app.clock)
