@@ -23,6 +23,25 @@ class Clock:
             time.sleep(seconds)
 
 
+def wait_until(done, timeout: float, interval: float = 0.05, clock: Clock | None = None) -> bool:
+    """Check done() every interval until it is true (True) or timeout seconds pass (False).
+
+    For waiting on another process's progress (a runner taking or leaving a run), which
+    arrives through files or the database and cannot be waited on directly."""
+    clock = clock or _REAL
+    deadline = clock.monotonic() + timeout
+    while True:
+        if done():
+            return True
+        remaining = deadline - clock.monotonic()
+        if remaining <= 0:
+            return False
+        clock.sleep(min(interval, remaining))
+
+
+_REAL = Clock()
+
+
 class FakeClock(Clock):
     """A clock that moves only when told to; sleep() advances it at once."""
 

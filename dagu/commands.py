@@ -6,7 +6,7 @@ import os
 import time
 
 from dagu import params as P
-from dagu.clock import Clock
+from dagu.clock import Clock, wait_until
 from dagu.config import Config
 from dagu.dags import load_dag_file, read_text, resolve_dag_path, strip_suffix
 from dagu.errors import AlreadyExists, BadRequest, DaguError, NotFound
@@ -225,11 +225,7 @@ def stop_and_wait(store: RunStore, record: dict) -> dict:
     """SIGTERM the runner, then wait for it to finish its cleanup (grace time + a margin)."""
     grace = (record.get("dag") or {}).get("maxCleanUpTimeSec", 60)
     stop_runner(record)
-    deadline = time.monotonic() + grace + 10
-    while time.monotonic() < deadline:
-        if not runner_alive(record.get("lockPath", "")):
-            break
-        time.sleep(STOP_POLL_SEC)
+    wait_until(lambda: not runner_alive(record.get("lockPath", "")), grace + 10, STOP_POLL_SEC)
     return reconcile_record(store, store.get_run(record["name"], record["dagRunId"]))
 
 

@@ -12,12 +12,12 @@ import re
 import stat
 import tempfile
 import threading
-import time
 
 from dagu import params as P, spec
 from dagu.api import dagviews as V
 from dagu.api.runviews import current, initial_details, run_details, run_summary
 from dagu.api.server import Request, Response, json_response
+from dagu.clock import wait_until
 from dagu.dags import DagFile, YAML_SUFFIXES, check_file_name, load_dag_file, read_text
 from dagu.errors import AlreadyExists, BadRequest, DaguError, LoadError, NotFound, NotRunning
 from dagu.launcher import notify_scheduler
@@ -336,12 +336,10 @@ def start_dag(req: Request) -> dict:
         if app.config.config_file:
             args += ["--config", app.config.config_file]
         app.launch(args + [df.path])
-        deadline = time.monotonic() + START_WAIT_SEC
-        while app.store.get_run(dag.name, run_id) is None:
-            if time.monotonic() >= deadline:
-                raise DaguError(f"dag-run {run_id} of DAG {dag.name} did not start within "
-                                f"{START_WAIT_SEC:g} s; see the server log")
-            time.sleep(START_POLL_SEC)
+        if not wait_until(lambda: app.store.get_run(dag.name, run_id) is not None,
+                          START_WAIT_SEC, START_POLL_SEC):
+            raise DaguError(f"dag-run {run_id} of DAG {dag.name} did not start within "
+                            f"{START_WAIT_SEC:g} s; see the server log")
     finally:
         with _starting_lock:
             _starting.discard(key)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 
 from dagu import logs
 from dagu.api.runviews import current, run_details, run_summary
 from dagu.api.server import Request
+from dagu.clock import wait_until
 from dagu.errors import AlreadyExists, AlreadyRunning, BadRequest, NotFound, NotRunning
 from dagu.launcher import runner_alive, stop_runner
 from dagu.runrecord import check_run_id, rfc3339
@@ -204,9 +204,7 @@ def stop(req: Request) -> None:
         raise NotRunning("DAG is not running")
     if stop_runner(record):
         lock = record.get("lockPath", "")
-        deadline = time.monotonic() + STOP_WAIT_SEC
-        while time.monotonic() < deadline and runner_alive(lock):
-            time.sleep(POLL_SEC)
+        wait_until(lambda: not runner_alive(lock), STOP_WAIT_SEC, POLL_SEC)
     return None
 
 
@@ -241,7 +239,8 @@ def _retry_in_place(req: Request, record: dict, step: str) -> dict:
     args = ["retry", "--run-id", run_id, "-q"] + (["--step", step] if step else [])
     before = _progress(record)
     req.app.launch(args + _config_args(req) + [target])
-    _wait(lambda: _progress(req.app.store.get_run(name, run_id)) != before)
+    # the launch happened either way: a slow pick-up is not an error
+    wait_until(lambda: _progress(req.app.store.get_run(name, run_id)) != before, PICKUP_WAIT_SEC, POLL_SEC)
     return {"dagRunId": run_id}
 
 
@@ -259,7 +258,7 @@ def _rerun_as(req: Request, record: dict, new_id: str) -> dict:
     params = param_string(record.get("paramsList") or [])
     args = ["start", "--run-id", new_id] + (["-p", params] if params else []) + ["-q"]
     req.app.launch(args + _config_args(req) + [dag_file])
-    _wait(lambda: store.get_run(name, new_id) is not None)
+    wait_until(lambda: store.get_run(name, new_id) is not None, PICKUP_WAIT_SEC, POLL_SEC)
     return {"dagRunId": new_id}
 
 
@@ -288,14 +287,3 @@ def _progress(record: dict | None) -> tuple:
     if record is None:
         return ()
     return record.get("attempt"), record.get("startedAt"), record.get("status")
-
-
-def _wait(done: Callable[[], bool]) -> bool:
-    """Poll until done() (the runner has taken the run) or PICKUP_WAIT_SEC; the launch happened
-    either way, so a slow start is not an error."""
-    deadline = time.monotonic() + PICKUP_WAIT_SEC
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(POLL_SEC)
-    return False
