@@ -654,3 +654,25 @@ def test_permissions_forbid_write_and_run_routes(tmp_path):
 
 def test_permission_names_are_the_two_config_keys():
     assert {perm for _, _, perm, _ in routes()} <= {"", "writeDAGs", "runDAGs"}
+
+
+def test_sigterm_lets_an_in_flight_request_finish(tmp_path):
+    """Stop accepting, but answer the request whose body is still arriving, then exit 0."""
+    server = start_server(tmp_path / "home")
+    try:
+        body = json.dumps({"name": "late"}).encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+            sock.sendall(b"POST /api/v2/dags HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                         b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:5])
+            time.sleep(0.3)                      # the request is now being read
+            server.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            sock.sendall(body[5:])
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        assert raw.startswith(b"HTTP/1.1 201"), raw[:300]
+        assert server.proc.wait(timeout=15) == 0
+        assert (server.dags / "late.yaml").is_file()
+    finally:
+        server.stop()
